@@ -1,0 +1,136 @@
+"""`wmfm twin generate`: simulate traffic, trace the paths of each UE, render the camera and
+write everything in the DeepVerse6G format."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .camera import Renderer
+from .config import TwinConfig
+from .propagation import KIND_NAMES, Tracer
+from .world import Traffic, Vehicles, World
+from .writer import ScenarioWriter
+
+
+class Twin:
+    """The simulated world of one seed: static world, traffic, tracer, renderer."""
+
+    def __init__(self, cfg: TwinConfig, seed: int):
+        self.cfg = cfg
+        ss = np.random.SeedSequence(seed)
+        world_rng, traffic_rng, render_rng, self.ue_rng, self.frame_rng = (np.random.default_rng(s)
+                                                                           for s in ss.spawn(5))
+        self.world = World.build(cfg, world_rng)
+        self.traffic = Traffic(cfg, traffic_rng)
+        self.tracer = Tracer(cfg, self.world)
+        self.renderer = Renderer(cfg, self.world, render_rng)
+        self.ue_weight = np.array([t.ue_weight for t in cfg.traffic.vehicle_types])
+        self.connected: list[int] = []
+        self.advance(cfg.traffic.warmup_s)
+
+    def advance(self, seconds: float) -> None:
+        n = max(1, math.ceil(seconds / 0.1 - 1e-9))     # IDM steps of at most 100 ms
+        for _ in range(n):
+            self.traffic.step(seconds / n)
+
+    def select_ues(self) -> np.ndarray:
+        """Rows of the connected vehicles: a UE stays connected while it is in the coverage
+        zone, so consecutive scenes form trajectories; free slots go to vehicles in the zone."""
+        veh = self.traffic.v
+        lo, hi = self.cfg.traffic.coverage_x_m
+        inside = (veh.x >= lo) & (veh.x <= hi) & (self.ue_weight[veh.type_idx] > 0)
+        row_of = {int(i): r for r, i in enumerate(veh.id)}
+        keep = [i for i in self.connected if i in row_of and inside[row_of[i]]]
+        need = self.cfg.traffic.ues_per_scene - len(keep)
+        if need > 0:
+            cand = np.flatnonzero(inside & ~np.isin(veh.id, keep))
+            if len(cand) < need:   # nobody in the zone: take the eligible vehicles nearest to it
+                eligible = np.flatnonzero((self.ue_weight[veh.type_idx] > 0) & ~np.isin(veh.id, keep))
+                dist = np.abs(veh.x[eligible] - (lo + hi) / 2)
+                cand = eligible[np.argsort(dist)[:need]]
+                if len(cand) < need:
+                    raise RuntimeError("not enough eligible vehicles on the road for "
+                                       f"traffic.ues_per_scene={self.cfg.traffic.ues_per_scene}: "
+                                       "lower traffic.headway_s or raise ue_weight")
+            else:
+                w = self.ue_weight[veh.type_idx[cand]]
+                cand = self.ue_rng.choice(cand, size=need, replace=False, p=w / w.sum())
+            keep += [int(veh.id[r]) for r in cand]
+        self.connected = keep
+        return np.array([row_of[i] for i in keep])
+
+
+def objects_columns(veh: Vehicles, ue_rows: np.ndarray, cfg: TwinConfig) -> dict[str, np.ndarray]:
+    """The moving objects of one scene, UEs first (UE j is object j, the pairing DeepVerse6G uses)."""
+    order = np.concatenate([ue_rows, np.setdiff1d(np.arange(len(veh)), ue_rows)]).astype(int)
+    v = veh.subset(order)
+    type_ids = np.array([t.id for t in cfg.traffic.vehicle_types])
+    boxes = v.boxes
+    return {
+        "id": v.id, "type": type_ids[v.type_idx], "x": v.x, "y": v.y, "z": np.zeros(len(v)),
+        "angle": np.where(v.direction > 0, 0.0, 180.0), "speed": v.speed, "acceleration": v.accel,
+        "bounds": boxes.reshape(-1, 2, 3),        # [[xmin, ymin, zmin], [xmax, ymax, zmax]]
+        "tx_height": v.height + cfg.traffic.ue_antenna_above_roof_m, "slope": np.zeros(len(v)),
+    }
+
+
+def generate(out: Path, name: str, scenes: int, seed: int, cfg: TwinConfig | None = None,
+             progress: bool = True, overwrite: bool = False) -> dict:
+    """Write scenario ``out/name`` with ``scenes`` scenes; returns the summary (also in param/twin.json)."""
+    cfg = cfg or TwinConfig()
+    if scenes < 1:
+        raise ValueError("scenes: must be >= 1")
+    target = Path(out) / name
+    if target.exists():
+        if not overwrite:
+            raise FileExistsError(f"{target}: already exists (use --overwrite to replace it)")
+        shutil.rmtree(target)
+    t0 = time.perf_counter()
+    twin = Twin(cfg, seed)
+    writer = ScenarioWriter(Path(out), name, cfg)
+    writer.write_params()
+    n_ue = n_los = n_paths = 0
+    kinds = np.zeros(len(KIND_NAMES), dtype=np.int64)
+    vehicles_seen = 0
+    bar = tqdm(range(scenes), desc=f"twin {name}", unit="scene", disable=not progress)
+    for s in bar:
+        if s:
+            twin.advance(cfg.scene_period_s)
+        veh = twin.traffic.v
+        rows = twin.select_ues()
+        mats, locs = [], []
+        for r in rows:
+            ps = twin.tracer.trace(veh, r)
+            mats.append(ps.matrix())
+            ue = np.array([veh.x[r], veh.y[r], veh.height[r] + cfg.traffic.ue_antenna_above_roof_m])
+            dist = float(np.linalg.norm(ue - np.asarray(cfg.bs.position_m)))
+            locs.append([*ue, dist, -ps.total_power_dbm()])
+            n_los += ps.is_los
+            n_paths += len(ps)
+            kinds += np.bincount(ps.kind, minlength=len(KIND_NAMES))
+        n_ue += len(rows)
+        vehicles_seen += len(veh)
+        image = twin.renderer.render(veh, twin.frame_rng)
+        writer.write_scene(s, mats, np.asarray(locs, dtype=float), image, objects_columns(veh, rows, cfg))
+        if progress and s % 50 == 0:
+            bar.set_postfix(nlos=f"{1 - n_los / n_ue:.0%}")
+    t_scenes = time.perf_counter() - t0
+    summary = {
+        "scenes": scenes, "ues": n_ue, "los": n_los, "nlos": n_ue - n_los,
+        "nlos_share": round(1 - n_los / n_ue, 4), "mean_paths_per_ue": round(n_paths / n_ue, 2),
+        "paths_by_kind": {k: int(c) for k, c in zip(KIND_NAMES, kinds)},
+        "mean_vehicles_on_road": round(vehicles_seen / scenes, 1),
+        "image_size": list(cfg.camera.resolution), "scene_period_s": cfg.scene_period_s,
+    }
+    writer.finish(seed, summary)
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    summary["scenes_per_s"] = round(scenes / summary["seconds"], 1)
+    summary["scenes_per_s_excluding_trajectory_file"] = round(scenes / t_scenes, 1)
+    summary["path"] = str(target)
+    return summary
