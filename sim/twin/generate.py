@@ -18,14 +18,17 @@ from .world import Traffic, Vehicles, World
 from .writer import ScenarioWriter
 
 
+def rngs(seed: int) -> list[np.random.Generator]:
+    """Independent streams of one seed: world, traffic, noise bank, UE choice, frames."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)]
+
+
 class Twin:
     """The simulated world of one seed: static world, traffic, tracer, renderer."""
 
     def __init__(self, cfg: TwinConfig, seed: int):
         self.cfg = cfg
-        ss = np.random.SeedSequence(seed)
-        world_rng, traffic_rng, render_rng, self.ue_rng, self.frame_rng = (np.random.default_rng(s)
-                                                                           for s in ss.spawn(5))
+        world_rng, traffic_rng, render_rng, self.ue_rng, self.frame_rng = rngs(seed)
         self.world = World.build(cfg, world_rng)
         self.traffic = Traffic(cfg, traffic_rng)
         self.tracer = Tracer(cfg, self.world)

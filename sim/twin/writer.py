@@ -26,7 +26,6 @@ from wmfm.config import to_dict
 from . import matv5
 from .config import TwinConfig
 
-
 # Fields of every moving object of a scene in trajectory.mat (all are required by deepverse).
 OBJECT_FIELDS = ("id", "type", "x", "y", "z", "angle", "speed", "acceleration", "bounds", "tx_height", "slope")
 

@@ -1,0 +1,80 @@
+"""Twin and cache benchmark: `python -m wmfm.sim.bench --scenes 2000 [--cache] [--out JSON]`.
+
+Runs the generator pinned to one core (it is single-threaded) and reports scenes per second,
+with a per-stage breakdown measured on the same world in a second pass; `--cache` also times
+`wmfm dataset build` on the generated scenario.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+
+def stage_breakdown(n: int, seed: int) -> dict:
+    """Mean milliseconds per scene of each stage, without file writing."""
+    import io
+
+    from PIL import Image
+
+    from .twin.config import TwinConfig
+    from .twin.generate import Twin
+    from .twin.writer import mat_bytes, path_cell
+
+    twin = Twin(TwinConfig(), seed)
+    t = dict.fromkeys(("traffic", "trace", "render", "encode"), 0.0)
+    for _ in range(n):
+        t0 = time.perf_counter()
+        twin.advance(twin.cfg.scene_period_s)
+        rows = twin.select_ues()
+        t1 = time.perf_counter()
+        mats = [twin.tracer.trace(twin.traffic.v, r).matrix() for r in rows]
+        t2 = time.perf_counter()
+        img = twin.renderer.render(twin.traffic.v, twin.frame_rng)
+        t3 = time.perf_counter()
+        mat_bytes({"channels": path_cell(mats)})
+        Image.fromarray(img).save(io.BytesIO(), format="JPEG", quality=90)
+        t4 = time.perf_counter()
+        for k, a, b in (("traffic", t0, t1), ("trace", t1, t2), ("render", t2, t3), ("encode", t3, t4)):
+            t[k] += b - a
+    return {k: round(v / n * 1e3, 3) for k, v in t.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scenes", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", action="store_true", help="also time the cache build")
+    p.add_argument("--out", type=Path)
+    args = p.parse_args(argv)
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    from .twin.generate import generate
+
+    result = {"scenes": args.scenes, "cores": 1}
+    with tempfile.TemporaryDirectory() as tmp:
+        s = generate(Path(tmp), "bench", args.scenes, args.seed, progress=False)
+        result.update({"generate_seconds": s["seconds"], "scenes_per_s": s["scenes_per_s"],
+                       "nlos_share": s["nlos_share"], "mean_vehicles_on_road": s["mean_vehicles_on_road"]})
+        result["stage_ms_per_scene"] = stage_breakdown(min(args.scenes, 500), args.seed)
+        if args.cache:
+            from .dataset import build
+
+            t0 = time.perf_counter()
+            meta = build(Path(tmp) / "bench", Path(tmp) / "cache", progress=False)
+            result["cache_build_seconds"] = round(time.perf_counter() - t0, 2)
+            result["cache_samples"] = meta["samples"]
+            result["cache_bytes"] = int(sum(f.stat().st_size for f in (Path(tmp) / "cache").iterdir()))
+    print(json.dumps(result, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

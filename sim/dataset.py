@@ -1,0 +1,285 @@
+"""`wmfm dataset build`: any DeepVerse6G scenario -> a compact, memory-mappable training cache.
+
+The channels come from the official `deepverse` package (one `Dataset` per BS and per chunk
+of scenes, since it generates everything eagerly as complex128); LoS labels from the per-path
+flags; positions from `loc-ue`; the camera frame of each scene is decoded once, resized and
+repeated for every UE of the scene; the UE identity is its moving object (UE j = object j).
+
+Cache layout (N samples = UEs with at least one path, in time order):
+  csi.npy       [N, 2, n_ue_ant * n_bs_ant, n_subcarriers] float32, real/imag, as deepverse
+                generates it (0 dBm transmit power, no normalisation)
+  images.npy    [N, H, W, 3] uint8 RGB
+  los.npy       [N] uint8, 1 = LoS        position.npy [N, 3] float32, metres (UE antenna)
+  scene.npy     [N] int32                 time.npy     [N] float64, seconds
+  ue.npy        [N] int64 (moving-object id, or the UE index without a trajectory file)
+  n_paths.npy   [N] int16                 power_dbm.npy [N] float32, total received power
+  split.npy     [N] int8: 0 train, 1 val, 2 test, -1 guard gap (unused)
+  meta.json     source, generating config, loader config, shapes, counts, split
+Written to a temporary folder and renamed at the end: an interrupted build leaves nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+from tqdm import tqdm
+
+import wmfm
+
+from .scenario import ScenarioError, ScenarioInfo, inspect
+
+SPLITS = ("train", "val", "test")
+
+# Loader parameters used when the scenario carries none (param/config.yaml); the same
+# antenna/OFDM layout as the twin's defaults.
+DEFAULT_LOADER = {
+    "camera": True, "lidar": False, "position": True,
+    "comm": {
+        "enable": True,
+        "bs_antenna": {"shape": [32, 1], "rotation": [0, 0, 0], "spacing": 0.5, "FoV": [360, 180]},
+        "ue_antenna": {"shape": [1, 1], "rotation": [0, 0, 0], "spacing": 0.5, "FoV": [360, 180]},
+        "OFDM": {"bandwidth": 0.1, "subcarriers": 512, "selected_subcarriers": list(range(0, 512, 8))},
+        "activate_RX_filter": 0, "generate_OFDM_channels": 1, "num_paths": 25, "enable_Doppler": 0,
+    },
+    "radar": {"enable": False},
+}
+
+
+def split_blocks(n_scenes: int, fractions=(0.7, 0.15, 0.15), guard_scenes: int = 30, seed: int = 0) -> dict:
+    """Assign contiguous time blocks of scenes to train/val/test.
+
+    The timeline is cut into equal blocks (3 to 20; at least ~10 guard lengths each) and the
+    blocks are dealt to the splits by a seeded permutation, so every split samples several
+    parts of the run. Scenes within ``guard`` of a boundary between two different splits are
+    left out, so that a vehicle seen at the end of a train block is not seen again a frame
+    later in a test block. Returns {"blocks": [...], "guard_scenes": g, "label": [S] int8}.
+    """
+    guard = max(0, min(guard_scenes, n_scenes // 50))
+    n_blocks = int(np.clip(n_scenes // max(10 * guard, 1), 3, 20))
+    counts = np.maximum(1, np.round(np.asarray(fractions) * n_blocks).astype(int))
+    counts[0] = n_blocks - counts[1:].sum()
+    labels = np.random.default_rng(seed).permutation(np.repeat(np.arange(3), counts))
+    edges = np.linspace(0, n_scenes, n_blocks + 1).round().astype(int)
+    label = np.repeat(labels, np.diff(edges)).astype(np.int8)
+    for b in range(1, n_blocks):
+        if labels[b] != labels[b - 1]:
+            e = edges[b]
+            label[max(0, e - guard // 2): e + (guard - guard // 2)] = -1
+    blocks = [{"split": SPLITS[lab], "scene_start": int(a), "scene_end": int(b)}
+              for lab, a, b in zip(labels, edges[:-1], edges[1:])]
+    return {"blocks": blocks, "guard_scenes": guard, "label": label}
+
+
+def loader_params(info: ScenarioInfo, scenes: list[int], config: Path | None) -> dict:
+    """deepverse parameters for ``scenes``, from --config, param/config.yaml or the defaults."""
+    src = config or info.path / "param" / "config.yaml"
+    params = dict(DEFAULT_LOADER)
+    if src.is_file():
+        try:
+            text = src.read_text()
+            loaded = json.loads(text) if src.suffix == ".json" else yaml.safe_load(text)
+        except (yaml.YAMLError, json.JSONDecodeError) as exc:
+            raise ScenarioError(f"{src}: loader config is not valid YAML/JSON ({exc})") from None
+        if not isinstance(loaded, dict) or not isinstance(loaded.get("comm"), dict):
+            raise ScenarioError(f"{src}: loader config needs a 'comm' section")
+        params.update(loaded)
+    elif config is not None:
+        raise ScenarioError(f"{config}: loader config not found")
+    params.update({
+        "dataset_folder": str(info.path.resolve().parent), "scenario": info.path.name,
+        "scenes": scenes, "basestations": [info.bs], "camera": info.camera_id is not None,
+        "lidar": False, "position": True, "radar": {"enable": False},
+    })
+    return params
+
+
+@contextlib.contextmanager
+def _quiet_deepverse():
+    """deepverse prints nested tqdm bars and status lines: silence them around its calls
+    (TQDM_DISABLE is read by tqdm at import time, so redirect instead)."""
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
+        yield
+
+
+def _open_dataset(params: dict, tmp: Path):
+    import deepverse
+
+    cfg_file = tmp / "loader.json"
+    cfg_file.write_text(json.dumps(params))
+    with _quiet_deepverse():
+        return deepverse.Dataset(str(cfg_file))
+
+
+def load_image(path: str, size: tuple[int, int]) -> np.ndarray:
+    """Decode a frame to uint8 [H, W, 3] of ``size`` = (H, W); JPEG decodes at a reduced scale
+    first when the frame is much larger (DCT scaling), then resizes with antialiasing."""
+    h, w = size
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (w, h))
+            im = im.convert("RGB")
+            if im.size != (w, h):
+                im = im.resize((w, h), Image.BILINEAR, reducing_gap=2.0)
+            return np.asarray(im)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ScenarioError(f"{path}: image cannot be decoded ({exc})") from None
+
+
+def build(scenario: str | Path, out: str | Path, bs: int = 1, camera: str | int | None = None,
+          image_size: tuple[int, int] = (128, 128), config: str | Path | None = None,
+          scene_period_s: float | None = None, guard_s: float = 3.0, chunk: int = 1000,
+          overwrite: bool = False, progress: bool = True, seed: int = 0) -> dict:
+    """Build the cache ``out`` from ``scenario``; returns meta (also written as meta.json)."""
+    t0 = time.perf_counter()
+    scenario, out = Path(scenario), Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out}: already exists (use --overwrite to replace it)")
+    info = inspect(scenario, bs=bs, camera=camera, progress=progress)
+    if info.camera_id is None:
+        raise ScenarioError(f"{scenario}/param/scenario.yaml: no 'camera' modality: WMFM needs camera frames")
+    period = scene_period_s or (info.twin or {}).get("config", {}).get("scene_period_s") or 0.1
+
+    # samples: every (scene, UE) with at least one path
+    index = [(s, j) for s, lk in zip(info.scenes, info.links) for j in np.flatnonzero(lk.n_paths > 0)]
+    dropped = sum(int((lk.n_paths == 0).sum()) for lk in info.links)
+    if not index:
+        raise ScenarioError(f"{scenario}: no UE with at least one path in any scene")
+    n = len(index)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        meta = _fill(info, index, tmp, n, image_size, Path(config) if config else None, period,
+                     chunk, progress)
+        split = split_blocks(len(info.scenes), guard_scenes=int(round(guard_s / period)), seed=seed)
+        scene_arr = np.load(tmp / "scene.npy")
+        sample_split = split["label"][scene_arr]
+        np.save(tmp / "split.npy", sample_split)
+        los = np.load(tmp / "los.npy")
+        meta.update({
+            "format": "wmfm-cache/1",
+            "created_by": f"wmfm {wmfm.__version__}",
+            "source": {"scenario": str(scenario.resolve()), "bs": bs, "camera": info.camera_id,
+                       "carrier_hz": info.carrier_hz, "num_bs": info.n_bs, "scenes": len(info.scenes)},
+            "generator": info.twin,     # twin config + seed + summary when our twin wrote it
+            "scene_period_s": period,
+            "samples": n,
+            "dropped_no_path": dropped,
+            "counts": {"los": int(los.sum()), "nlos": int(n - los.sum()),
+                       "nlos_share": round(float(1 - los.mean()), 4)},
+            "split": {"method": "contiguous time blocks, seeded block permutation, guard gaps",
+                      "fractions": [0.7, 0.15, 0.15], "seed": seed,
+                      "guard_scenes": split["guard_scenes"], "blocks": split["blocks"],
+                      "samples": {name: int((sample_split == k).sum()) for k, name in enumerate(SPLITS)}
+                      | {"guard": int((sample_split < 0).sum())}},
+        })
+        meta["build_seconds"] = round(time.perf_counter() - t0, 2)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return meta
+
+
+def _fill(info: ScenarioInfo, index, tmp: Path, n: int, image_size, config, period, chunk, progress) -> dict:
+    """Read every sample through deepverse into memory-mapped arrays in ``tmp``."""
+    from numpy.lib.format import open_memmap
+
+    h, w = image_size
+    probe_params = loader_params(info, [index[0][0]], config)
+    ds = _open_dataset(probe_params, tmp)
+    coeffs = ds.get_sample("comm-ue", index=0, ue_idx=int(index[0][1]), bs_idx=0).coeffs
+    n_ant, n_sc = coeffs.shape[0] * coeffs.shape[1], coeffs.shape[2]
+    arrays = {
+        "csi": open_memmap(tmp / "csi.npy", "w+", np.float32, (n, 2, n_ant, n_sc)),
+        "images": open_memmap(tmp / "images.npy", "w+", np.uint8, (n, h, w, 3)),
+    }
+    los = np.zeros(n, np.uint8)
+    pos = np.zeros((n, 3), np.float32)
+    scene = np.array([s for s, _ in index], np.int32)
+    ue = np.zeros(n, np.int64)
+    n_paths = np.zeros(n, np.int16)
+    power = np.zeros(n, np.float32)
+    by_scene: dict[int, list[tuple[int, int]]] = {}
+    for k, (s, j) in enumerate(index):
+        by_scene.setdefault(s, []).append((k, int(j)))
+    scenes = sorted(by_scene)
+    bar = tqdm(total=n, desc="cache", unit="sample", disable=not progress)
+    for c0 in range(0, len(scenes), chunk):
+        part = scenes[c0:c0 + chunk]
+        bar.set_postfix_str(f"deepverse loading scenes {part[0]}-{part[-1]}")
+        ds = _open_dataset(loader_params(info, part, config), tmp)
+        owner = {}
+        for oid, obj in getattr(ds.scenario, "moving_objects", {}).items():
+            for t, j in zip(obj.time, obj.object_scene_id):
+                owner[(t, j)] = oid
+        for i, s in enumerate(part):
+            img = load_image(ds.get_sample("cam", index=i, device_index=int(info.camera_index)), (h, w))
+            lk = info.links[s]
+            for k, j in by_scene[s]:
+                ch = ds.get_sample("comm-ue", index=i, ue_idx=j, bs_idx=0)
+                if ch.coeffs is None:   # every path outside the antenna field of view
+                    raise ScenarioError(f"scene {s} UE {j}: deepverse generated no channel "
+                                        "(all paths outside the antenna FoV?)")
+                c = ch.coeffs.reshape(n_ant, n_sc)
+                arrays["csi"][k, 0], arrays["csi"][k, 1] = c.real, c.imag
+                arrays["images"][k] = img
+                pos[k] = ds.get_sample("loc-ue", index=i, ue_idx=j)
+                los[k] = lk.los[j]
+                n_paths[k] = lk.n_paths[j]
+                power[k] = lk.power_dbm[j]
+                ue[k] = int(owner.get((s, j), j))
+            bar.update(len(by_scene[s]))
+        bar.set_postfix_str("")
+        del ds
+    bar.close()
+    for a in arrays.values():
+        a.flush()
+    for name, a in (("los", los), ("position", pos), ("scene", scene), ("time", scene * float(period)),
+                    ("ue", ue), ("n_paths", n_paths), ("power_dbm", power)):
+        np.save(tmp / f"{name}.npy", a)
+    (tmp / "loader.json").unlink(missing_ok=True)
+    return {
+        "arrays": {
+            "csi": {"shape": [n, 2, n_ant, n_sc], "dtype": "float32",
+                    "layout": "[sample, real/imag, ue_ant*bs_ant, subcarrier]"},
+            "images": {"shape": [n, h, w, 3], "dtype": "uint8", "layout": "[sample, H, W, RGB]"},
+            "los": {"shape": [n], "dtype": "uint8"}, "position": {"shape": [n, 3], "dtype": "float32",
+                                                                 "unit": "m"},
+            "scene": {"shape": [n], "dtype": "int32"}, "time": {"shape": [n], "dtype": "float64", "unit": "s"},
+            "ue": {"shape": [n], "dtype": "int64"}, "n_paths": {"shape": [n], "dtype": "int16"},
+            "power_dbm": {"shape": [n], "dtype": "float32", "unit": "dBm"},
+            "split": {"shape": [n], "dtype": "int8", "values": {"train": 0, "val": 1, "test": 2, "guard": -1}},
+        },
+        "loader": {k: v for k, v in probe_params.items() if k not in ("scenes", "dataset_folder")},
+        "image_size": [h, w],
+    }
+
+
+def load(cache: str | Path, mmap: bool = True) -> dict:
+    """Open a cache: {name: array (memory-mapped for csi/images)} plus 'meta'."""
+    cache = Path(cache)
+    meta_file = cache / "meta.json"
+    if not meta_file.is_file():
+        raise FileNotFoundError(f"{meta_file}: not a wmfm cache (meta.json missing)")
+    meta = json.loads(meta_file.read_text())
+    out = {"meta": meta}
+    for name in meta["arrays"]:
+        out[name] = np.load(cache / f"{name}.npy", mmap_mode="r" if mmap and name in ("csi", "images") else None)
+    return out

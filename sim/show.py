@@ -1,0 +1,176 @@
+"""Pictures of a scenario and of a cache: `wmfm twin show` and `wmfm dataset stats`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from wmfm.config import from_dict  # noqa: E402
+
+from .scenario import ScenarioError, inspect, read_links  # noqa: E402
+
+PATH_COLORS = {"LoS": "tab:green", "diffraction": "tab:red", "ground": "tab:brown", "wall": "tab:blue",
+               "vehicle": "tab:purple", "diffuse": "tab:gray"}
+
+
+def show_scene(scenario: str | Path, scene: int, out: str | Path, bs: int = 1, n_paths: int = 4) -> Path:
+    """Top-down map (buildings, lanes, vehicles, BS, UEs, their LoS or blocked ray and strongest
+    reflected paths) beside the camera frame of ``scene``."""
+    import scipy.io
+
+    scenario, out = Path(scenario), Path(out)
+    info = inspect(scenario, bs=bs)
+    if not 0 <= scene < len(info.scenes):
+        raise ScenarioError(f"--scene {scene}: the scenario has scenes 0..{len(info.scenes) - 1}")
+    sdir = scenario / "wireless" / f"scene_{scene}"
+    ue_file = next(sdir.glob(f"BS{bs}_UE_0-*.mat"))
+    data = scipy.io.loadmat(ue_file)
+    locs = np.asarray(data["rx_locs"], float)
+    bs_loc = np.asarray(data["tx_loc"], float).ravel() if "tx_loc" in data else None
+    links = read_links(ue_file, scenario, len(locs))
+
+    fig, (ax, axc) = plt.subplots(1, 2, figsize=(15, 5.5), gridspec_kw={"width_ratios": [1.35, 1]})
+    twin = info.twin
+    cfg = None
+    if twin:
+        from .twin.config import TwinConfig
+        from .twin.generate import rngs
+        from .twin.world import World
+
+        cfg = from_dict(TwinConfig, twin["config"], "twin")
+        world = World.build(cfg, rngs(twin["seed"])[0])
+        road = cfg.road
+        hl = road.length_m / 2
+        ax.add_patch(Rectangle((-hl, -road.half_width_m), road.length_m, 2 * road.half_width_m, color="0.35"))
+        for i in range(1, road.lanes_per_direction):
+            for side in (-1, 1):
+                ax.axhline(side * i * road.lane_width_m, color="w", ls=(0, (3, 6)), lw=0.8)
+        ax.axhline(0, color="gold", lw=1.2)
+        for b in world.buildings:
+            ax.add_patch(Rectangle((b[0], b[1]), b[3] - b[0], b[4] - b[1], color="0.75", ec="0.5"))
+        lo, hi = cfg.traffic.coverage_x_m
+        ax.axvspan(lo, hi, color="yellow", alpha=0.07, label="coverage zone")
+        if bs_loc is None:
+            bs_loc = np.asarray(cfg.bs.position_m)
+    if info.has_trajectory:
+        tfile = scenario / "wireless" / "trajectory.mat"
+        objs = scipy.io.loadmat(tfile, simplify_cells=True)["scene"][scene]["objects"]
+        objs = [objs] if isinstance(objs, dict) else objs
+        for k, o in enumerate(objs):
+            b = np.asarray(o["bounds"], float)
+            ue_obj = k < len(locs)
+            ax.add_patch(Rectangle((b[0, 0], b[0, 1]), b[1, 0] - b[0, 0], b[1, 1] - b[0, 1],
+                                   color="tab:orange" if ue_obj else "tab:cyan", ec="k", lw=0.5, zorder=3))
+            ax.text(b[1, 0], b[1, 1], f"{b[1, 2]:.1f} m", fontsize=5, zorder=4, clip_on=True)
+    if bs_loc is not None:
+        ax.plot(*bs_loc[:2], "k^", ms=10, zorder=6, label="BS + camera")
+    for j, loc in enumerate(locs):
+        m = np.asarray(data["channels"][0][j][0][0][0], float)
+        ax.plot(*loc[:2], "o", color="tab:orange", mec="k", zorder=6)
+        ax.annotate(f"UE{j} {'LoS' if links.los[j] else 'NLoS'}", loc[:2], xytext=(4, 6),
+                    textcoords="offset points", fontsize=8, weight="bold", zorder=7)
+        if bs_loc is None:
+            continue
+        if not links.los[j]:
+            ax.plot([bs_loc[0], loc[0]], [bs_loc[1], loc[1]], "r--", lw=1.2, zorder=5,
+                    label="blocked LoS" if j == 0 else None)
+        for p in range(min(n_paths, m.shape[1])):       # strongest paths, drawn from their DoD/DoA
+            los_path = m[7, p] == 1
+            if los_path:
+                ax.plot([bs_loc[0], loc[0]], [bs_loc[1], loc[1]], color="tab:green", lw=2, zorder=5,
+                        label="LoS" if j == 0 else None)
+                continue
+            phi_d, phi_a = np.radians(m[5, p]), np.radians(m[3, p])
+            # intersection of the departure ray from the BS and the arrival ray from the UE
+            a = np.array([[np.cos(phi_d), -np.cos(phi_a)], [np.sin(phi_d), -np.sin(phi_a)]])
+            if abs(np.linalg.det(a)) < 1e-6:
+                continue
+            t = np.linalg.solve(a, loc[:2] - bs_loc[:2])
+            pt = bs_loc[:2] + t[0] * np.array([np.cos(phi_d), np.sin(phi_d)])
+            ax.plot([bs_loc[0], pt[0], loc[0]], [bs_loc[1], pt[1], loc[1]], color="tab:blue",
+                    lw=max(0.4, 2 + (m[2, p] - m[2, 0]) / 10), alpha=0.8, zorder=4,
+                    label="reflected/scattered" if j == 0 and p == 1 else None)
+            ax.text(*pt, f"{m[2, p]:.0f} dBm", fontsize=6, color="tab:blue", zorder=7, clip_on=True)
+    if cfg is not None:
+        ax.set_xlim(-25, cfg.traffic.coverage_x_m[1] + 25)
+        ax.set_ylim(-cfg.road.facade_y_m - 8, cfg.road.facade_y_m + 8)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x along the road [m]")
+    ax.set_ylabel("y [m]")
+    ax.set_title(f"{scenario.name}, scene {scene}: top-down view (BS{bs})")
+    ax.legend(loc="upper left", fontsize=7, ncol=2)
+    if info.camera_id is not None:
+        axc.imshow(Image.open(info.image_files[scene]))
+        axc.set_title(f"camera {info.camera_id}, frame {scene}")
+    axc.axis("off")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=130)
+    plt.close(fig)
+    return out
+
+
+def dataset_stats(cache: str | Path, out: str | Path | None = None) -> tuple[dict, Path]:
+    """Summary of a cache and a PNG: class balance per split, UE positions coloured by LoS,
+    path counts and received powers."""
+    from .dataset import SPLITS, load
+
+    cache = Path(cache)
+    d = load(cache)
+    meta = d["meta"]
+    los, pos, split = d["los"].astype(bool), d["position"], d["split"]
+    summary = {
+        "samples": meta["samples"], "nlos_share": meta["counts"]["nlos_share"],
+        "csi_shape": meta["arrays"]["csi"]["shape"][1:], "image_size": meta["image_size"],
+        "splits": {name: {"samples": int((split == k).sum()), "nlos_share": round(float(1 - los[split == k].mean()), 4)
+                          if (split == k).any() else None} for k, name in enumerate(SPLITS)},
+        "guard_samples": int((split < 0).sum()),
+        "mean_paths": round(float(d["n_paths"].mean()), 2),
+        "power_dbm": {"los_median": float(np.median(d["power_dbm"][los])) if los.any() else None,
+                      "nlos_median": float(np.median(d["power_dbm"][~los])) if (~los).any() else None},
+    }
+    fig, axs = plt.subplots(2, 2, figsize=(12, 8))
+    ax = axs[0, 0]
+    x = np.arange(3)
+    n_los = [int((los & (split == k)).sum()) for k in range(3)]
+    n_nlos = [int((~los & (split == k)).sum()) for k in range(3)]
+    ax.bar(x, n_los, label="LoS", color="tab:green")
+    ax.bar(x, n_nlos, bottom=n_los, label="NLoS", color="tab:red")
+    ax.set_xticks(x, SPLITS)
+    ax.set_title(f"class balance per split (NLoS {summary['nlos_share']:.0%} overall)")
+    ax.legend()
+    ax = axs[0, 1]
+    ax.scatter(pos[los, 0], pos[los, 1], s=3, c="tab:green", label="LoS")
+    ax.scatter(pos[~los, 0], pos[~los, 1], s=3, c="tab:red", label="NLoS")
+    ax.set_xlabel("x [m]")
+    ax.set_ylabel("y [m]")
+    ax.set_title("UE positions")
+    ax.legend(markerscale=4)
+    ax = axs[1, 0]
+    bins = np.arange(d["n_paths"].max() + 2) - 0.5
+    ax.hist([d["n_paths"][los], d["n_paths"][~los]], bins=bins, label=["LoS", "NLoS"],
+            color=["tab:green", "tab:red"], stacked=True)
+    ax.set_xlabel("paths per UE")
+    ax.set_title("path count")
+    ax.legend()
+    ax = axs[1, 1]
+    ax.hist([d["power_dbm"][los], d["power_dbm"][~los]], bins=40, label=["LoS", "NLoS"],
+            color=["tab:green", "tab:red"], alpha=0.7, histtype="stepfilled")
+    ax.set_xlabel("total received power [dBm] (0 dBm transmitted)")
+    ax.set_title("received power")
+    ax.legend()
+    fig.suptitle(f"cache {cache.name}: {meta['samples']} samples from {Path(meta['source']['scenario']).name}")
+    fig.tight_layout()
+    out = Path(out) if out else cache / "stats.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    (out.with_suffix(".json")).write_text(json.dumps(summary, indent=2))
+    return summary, out

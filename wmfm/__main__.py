@@ -1,0 +1,5 @@
+import sys
+
+from wmfm.cli import main
+
+sys.exit(main())
