@@ -1,0 +1,1 @@
+"""WMFM model (encoders, contrastive pretraining, heads, E2E baseline): built by the model issue."""

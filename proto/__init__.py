@@ -1,0 +1,1 @@
+"""Message definitions (protobuf): built by the xApp issue."""

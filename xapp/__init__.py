@@ -1,0 +1,1 @@
+"""The near-RT RIC xApp: built by the xApp issue."""
