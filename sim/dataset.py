@@ -135,7 +135,7 @@ def load_image(path: str, size: tuple[int, int]) -> np.ndarray:
 
 def build(scenario: str | Path, out: str | Path, bs: int = 1, camera: str | int | None = None,
           image_size: tuple[int, int] = (128, 128), config: str | Path | None = None,
-          scene_period_s: float | None = None, guard_s: float = 3.0, chunk: int = 1000,
+          scene_period_s: float | None = None, guard_s: float = 3.0, chunk: int = 2500,
           overwrite: bool = False, progress: bool = True, seed: int = 0) -> dict:
     """Build the cache ``out`` from ``scenario``; returns meta (also written as meta.json)."""
     t0 = time.perf_counter()
@@ -202,14 +202,7 @@ def _fill(info: ScenarioInfo, index, tmp: Path, n: int, image_size, config, peri
     from numpy.lib.format import open_memmap
 
     h, w = image_size
-    probe_params = loader_params(info, [index[0][0]], config)
-    ds = _open_dataset(probe_params, tmp)
-    coeffs = ds.get_sample("comm-ue", index=0, ue_idx=int(index[0][1]), bs_idx=0).coeffs
-    n_ant, n_sc = coeffs.shape[0] * coeffs.shape[1], coeffs.shape[2]
-    arrays = {
-        "csi": open_memmap(tmp / "csi.npy", "w+", np.float32, (n, 2, n_ant, n_sc)),
-        "images": open_memmap(tmp / "images.npy", "w+", np.uint8, (n, h, w, 3)),
-    }
+    arrays: dict[str, np.ndarray] = {}      # memmaps, opened at the first channel (its shape)
     los = np.zeros(n, np.uint8)
     pos = np.zeros((n, 3), np.float32)
     scene = np.array([s for s, _ in index], np.int32)
@@ -237,6 +230,10 @@ def _fill(info: ScenarioInfo, index, tmp: Path, n: int, image_size, config, peri
                 if ch.coeffs is None:   # every path outside the antenna field of view
                     raise ScenarioError(f"scene {s} UE {j}: deepverse generated no channel "
                                         "(all paths outside the antenna FoV?)")
+                if not arrays:
+                    n_ant, n_sc = ch.coeffs.shape[0] * ch.coeffs.shape[1], ch.coeffs.shape[2]
+                    arrays["csi"] = open_memmap(tmp / "csi.npy", "w+", np.float32, (n, 2, n_ant, n_sc))
+                    arrays["images"] = open_memmap(tmp / "images.npy", "w+", np.uint8, (n, h, w, 3))
                 c = ch.coeffs.reshape(n_ant, n_sc)
                 arrays["csi"][k, 0], arrays["csi"][k, 1] = c.real, c.imag
                 arrays["images"][k] = img
@@ -267,7 +264,8 @@ def _fill(info: ScenarioInfo, index, tmp: Path, n: int, image_size, config, peri
             "power_dbm": {"shape": [n], "dtype": "float32", "unit": "dBm"},
             "split": {"shape": [n], "dtype": "int8", "values": {"train": 0, "val": 1, "test": 2, "guard": -1}},
         },
-        "loader": {k: v for k, v in probe_params.items() if k not in ("scenes", "dataset_folder")},
+        "loader": {k: v for k, v in loader_params(info, [], config).items()
+                   if k not in ("scenes", "dataset_folder")},
         "image_size": [h, w],
     }
 

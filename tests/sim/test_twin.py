@@ -440,7 +440,8 @@ def test_wall_reflection_obeys_image_method(street):
 
 # ----------------------------------------------------------------------------------------- 6. camera
 
-@pytest.mark.parametrize("extra", [(CAR, 18.0, LANE_Y[1]), (TRUCK, 30.0, LANE_Y[2]), (VAN, 12.0, LANE_Y[0])])
+@pytest.mark.parametrize("extra", [(CAR, 18.0, LANE_Y[1]), (TRUCK, 30.0, LANE_Y[2]), (VAN, 12.0, LANE_Y[0]),
+                                   (CAR, 14.0, LANE_Y[3])])
 def test_camera_changes_only_inside_projected_vehicle(street, extra):
     cfg, world, _ = street
     renderer = Renderer(cfg, world, np.random.default_rng(7))
