@@ -28,10 +28,10 @@ lint: setup
 
 # Until the model exists: a small twin, its cache, the dataset summary and pictures.
 demo: setup
-	$(VENV)/bin/wmfm twin generate --out $(DEMO) --name demo_twin --scenes 600 --seed 0 --overwrite
+	$(VENV)/bin/wmfm twin generate --out $(DEMO) --name demo_twin --scenes 1500 --seed 0 --overwrite
 	$(VENV)/bin/wmfm dataset build --scenario $(DEMO)/demo_twin --out $(DEMO)/cache --overwrite
 	$(VENV)/bin/wmfm dataset stats $(DEMO)/cache
-	$(VENV)/bin/wmfm twin show --scenario $(DEMO)/demo_twin --scene 120 --out $(DEMO)/scene_120.png
+	$(VENV)/bin/wmfm twin show --scenario $(DEMO)/demo_twin --scene 700 --out $(DEMO)/scene_700.png
 
 bench-twin: setup
 	$(PY) -m wmfm.sim.bench --scenes 2000 --out .cache/bench_twin.json

@@ -218,6 +218,7 @@ def _fill(info: ScenarioInfo, index, tmp: Path, n: int, image_size, config, peri
         part = scenes[c0:c0 + chunk]
         bar.set_postfix_str(f"deepverse loading scenes {part[0]}-{part[-1]}")
         ds = _open_dataset(loader_params(info, part, config), tmp)
+        bar.set_postfix_str("")
         owner = {}
         for oid, obj in getattr(ds.scenario, "moving_objects", {}).items():
             for t, j in zip(obj.time, obj.object_scene_id):
@@ -243,7 +244,6 @@ def _fill(info: ScenarioInfo, index, tmp: Path, n: int, image_size, config, peri
                 power[k] = lk.power_dbm[j]
                 ue[k] = int(owner.get((s, j), j))
             bar.update(len(by_scene[s]))
-        bar.set_postfix_str("")
         del ds
     bar.close()
     for a in arrays.values():

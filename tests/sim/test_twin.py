@@ -545,3 +545,35 @@ def test_strict_config_names_the_field():
         from_dict(TwinConfig, {"bs": {"n_antennas": 32.5}})
     ok = from_dict(TwinConfig, {"road": {"lanes_per_direction": 3}, "bs": {"fov_deg": [360, 180]}})
     assert ok.road.lanes_per_direction == 3 and ok.bs.fov_deg == (360.0, 180.0)
+
+
+def test_ground_bounce_is_shadowed_by_the_own_roof_unless_the_antenna_is_on_a_mast():
+    from wmfm.sim.twin.generate import Twin
+    from wmfm.sim.twin.propagation import C0, GROUND, fresnel
+
+    def ground_paths(above_roof):
+        cfg = TwinConfig()
+        cfg = dc.replace(cfg, traffic=dc.replace(cfg.traffic, ue_antenna_above_roof_m=above_roof),
+                         propagation=dc.replace(cfg.propagation, walls=False, vehicles=False, diffuse_paths=0))
+        twin = Twin(cfg, 0)
+        v = twin.traffic.v.subset(np.array([0]))          # a single vehicle on the road
+        v.x[:], v.y[:] = 30.0, 1.75
+        return cfg, v, twin.tracer.trace(v, 0)
+
+    _, _, ps = ground_paths(0.1)
+    assert not (ps.kind == GROUND).any()
+    cfg, v, ps = ground_paths(1.5)
+    k = np.flatnonzero(ps.kind == GROUND)
+    assert len(k) == 1
+    bs = np.asarray(cfg.bs.position_m)
+    ue = np.array([30.0, 1.75, v.height[0] + 1.5])
+    image = bs * np.array([1, 1, -1])
+    length = np.linalg.norm(ue - image)
+    cos_i = (ue[2] + bs[2]) / length
+    gam = fresnel(np.array([cos_i]), cfg.propagation.ground_permittivity,
+                  cfg.propagation.ground_conductivity, cfg.bs.carrier_hz, "TM")[0]
+    lam = C0 / cfg.bs.carrier_hz
+    expected = 20 * np.log10(lam / (4 * np.pi * length)) + 20 * np.log10(abs(gam))
+    assert ps.power_dbm[k[0]] == pytest.approx(expected, abs=1e-9)
+    assert ps.toa_s[k[0]] == pytest.approx(length / C0, rel=1e-12)
+    assert ps.power_dbm[k[0]] < ps.power_dbm[ps.los > 0][0]
