@@ -17,9 +17,6 @@ from wmfm.config import from_dict  # noqa: E402
 
 from .scenario import ScenarioError, inspect, read_links  # noqa: E402
 
-PATH_COLORS = {"LoS": "tab:green", "diffraction": "tab:red", "ground": "tab:brown", "wall": "tab:blue",
-               "vehicle": "tab:purple", "diffuse": "tab:gray"}
-
 
 def show_scene(scenario: str | Path, scene: int, out: str | Path, bs: int = 1, n_paths: int = 4) -> Path:
     """Top-down map (buildings, lanes, vehicles, BS, UEs, their LoS or blocked ray and strongest
