@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  := torch==2.13.0
 DEMO   := .cache/demo
 
-.PHONY: setup test test-all lint demo bench-twin clean
+.PHONY: setup test test-all lint demo experiment-cpu bench-twin clean
 
 $(VENV)/.done: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +26,19 @@ test-all: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
-# Until the model exists: a small twin, its cache, the dataset summary and pictures.
+# The main job on embedded defaults: twin -> cache -> WMFM pretraining -> heads and E2E at
+# six label fractions x 3 seeds -> report (the `tiny` preset, ~3 min on 2 cores).
 demo: setup
-	$(VENV)/bin/wmfm twin generate --out $(DEMO) --name demo_twin --scenes 1500 --seed 0 --overwrite
-	$(VENV)/bin/wmfm dataset build --scenario $(DEMO)/demo_twin --out $(DEMO)/cache --overwrite
-	$(VENV)/bin/wmfm dataset stats $(DEMO)/cache
-	$(VENV)/bin/wmfm twin show --scenario $(DEMO)/demo_twin --scene 700 --out $(DEMO)/scene_700.png
+	$(VENV)/bin/wmfm experiment --preset tiny --out $(DEMO)
+	$(VENV)/bin/wmfm twin show --scenario $(DEMO)/data/twin --scene 250 --out $(DEMO)/scene_250.png
+	@echo "report: $(DEMO)/report.md (plots next to it), deployable model: $(DEMO)/model.pt"
+
+# The committed reference result (docs/results/cpu): ~45 min on the 2-core CPU machine.
+experiment-cpu: setup
+	$(VENV)/bin/wmfm experiment --preset cpu --out .cache/experiment-cpu
+	mkdir -p docs/results/cpu
+	cp .cache/experiment-cpu/report.md .cache/experiment-cpu/report.json .cache/experiment-cpu/config.json \
+	   .cache/experiment-cpu/*.png docs/results/cpu/
 
 bench-twin: setup
 	$(PY) -m wmfm.sim.bench --scenes 2000 --out .cache/bench_twin.json

@@ -15,11 +15,13 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileExistsError, Fi
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from wmfm.model import cli as model_cli
     from wmfm.sim import cli as sim_cli
 
     parser = argparse.ArgumentParser(prog="wmfm", description="WMFM xApp: twin, dataset, model, xApp.")
     sub = parser.add_subparsers(dest="command", required=True)
     sim_cli.register(sub)
+    model_cli.register(sub)
     return parser
 
 

@@ -1,0 +1,77 @@
+"""Checkpoints: plain dicts of tensors and JSON-able values, loaded with `weights_only=True`.
+
+    {"format": "wmfm-checkpoint/1", "kind": "encoders" | "model",
+     "model_config": {...}, "configs": {...training configs...}, "meta": {...},
+     "state_dict": {...WMFM or E2E weights...},
+     "heads": {modality: {"input", "in_dim", "hidden", "dropout", "state_dict"}}}    # kind "model" only
+
+`model.pt` (kind "model") is what the export step and the xApp take: the pretrained
+encoders plus the fused and csi-only heads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from wmfm.config import ConfigError, from_dict, to_dict
+
+from .config import ModelConfig
+from .heads import Heads
+from .wmfm import WMFM
+
+FORMAT = "wmfm-checkpoint/1"
+
+
+def _cpu(state: dict) -> dict:
+    return {k: v.detach().cpu() for k, v in state.items()}
+
+
+def save(path: str | Path, kind: str, model: torch.nn.Module, model_cfg: ModelConfig, configs: dict | None = None,
+         heads: dict[str, Heads] | None = None, meta: dict | None = None, head_input: str = "feature") -> Path:
+    """Write a checkpoint atomically; `head_input` says which encoder output the heads take
+    ("feature": WMFM.features_*, "embedding": WMFM.encode_*)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = {"format": FORMAT, "kind": kind, "model_config": to_dict(model_cfg), "configs": configs or {},
+            "meta": meta or {}, "heads": {},
+            "state_dict": _cpu(model if isinstance(model, dict) else model.state_dict())}
+    for name, h in (heads or {}).items():
+        ckpt["heads"][name] = {"input": head_input, "in_dim": h.los[0].in_features, "hidden": h.los[0].out_features,
+                               "dropout": float(h.los[2].p), "state_dict": _cpu(h.state_dict())}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(path)
+    return path
+
+
+def read(path: str | Path, kinds: tuple[str, ...] = ("encoders", "model")) -> dict:
+    """The raw checkpoint dict after format checks (never unpickles arbitrary objects)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear user error
+        raise ConfigError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+    if got != FORMAT:
+        raise ConfigError(f"{path}: format: expected {FORMAT!r}, got {got!r}")
+    if ckpt.get("kind") not in kinds:
+        raise ConfigError(f"{path}: kind: expected one of {list(kinds)}, got {ckpt.get('kind')!r}")
+    return ckpt
+
+
+def load_wmfm(path: str | Path) -> tuple[WMFM, dict[str, Heads], dict]:
+    """(WMFM in eval mode, {modality: Heads}, checkpoint dict) from an encoders or model checkpoint."""
+    ckpt = read(path, ("encoders", "model"))
+    cfg = from_dict(ModelConfig, ckpt["model_config"], "model_config")
+    model = WMFM(cfg)
+    model.load_state_dict(ckpt["state_dict"])
+    heads = {}
+    for name, h in ckpt["heads"].items():
+        heads[name] = Heads(h["in_dim"], h["hidden"], h["dropout"])
+        heads[name].load_state_dict(h["state_dict"])
+        heads[name].eval()
+    return model.eval(), heads, ckpt

@@ -1,0 +1,120 @@
+"""Typed configs of the model and of its three trainings (frozen; saved inside every checkpoint).
+
+Shapes: CSI [B, 2, n_ant, n_sc] (real/imag, as the cache stores it), images [B, 3, H, W]
+float in [0, 1]. Embeddings [B, embed_dim], L2-normalised. Positions in metres.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from wmfm.config import check
+
+
+@dataclass(frozen=True)
+class CSIEncoderConfig:
+    channels: tuple[int, ...] = (16, 32, 64)   # conv stages over the angle x delay map, each halves both axes
+    feature_dim: int = 256                     # width before the projection
+    dropout: float = 0.1
+    pool: str = "flatten"                      # "flatten" (keeps where peaks sit) or "avg" (+ coordinate channels)
+
+    def validate(self, where: str) -> None:
+        check(len(self.channels) >= 1 and min(self.channels) > 0, f"{where}.channels", "must be positive")
+        check(self.feature_dim > 0, f"{where}.feature_dim", "must be > 0")
+        check(0 <= self.dropout < 1, f"{where}.dropout", "must be in [0, 1)")
+        check(self.pool in ("flatten", "avg"), f"{where}.pool", "must be 'flatten' or 'avg'")
+
+
+@dataclass(frozen=True)
+class ImageEncoderConfig:
+    channels: tuple[int, ...] = (16, 32, 64, 96)   # stem, then one residual block per stage (stride 2 each)
+    feature_dim: int = 256
+    dropout: float = 0.1
+    pool: str = "flatten"
+
+    def validate(self, where: str) -> None:
+        check(len(self.channels) >= 2 and min(self.channels) > 0, f"{where}.channels", "need >= 2 positive widths")
+        check(self.feature_dim > 0, f"{where}.feature_dim", "must be > 0")
+        check(0 <= self.dropout < 1, f"{where}.dropout", "must be in [0, 1)")
+        check(self.pool in ("flatten", "avg"), f"{where}.pool", "must be 'flatten' or 'avg'")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    n_ant: int = 32                         # ue_ant * bs_ant rows of the CSI
+    n_sc: int = 64                          # subcarriers
+    image_size: tuple[int, int] = (64, 64)  # (H, W) the image encoder takes
+    embed_dim: int = 128
+    csi: CSIEncoderConfig = field(default_factory=CSIEncoderConfig)
+    image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
+    init_logit_scale: float = math.log(1 / 0.07)
+    max_logit_scale: float = math.log(100.0)
+
+    def validate(self, where: str) -> None:
+        check(self.n_ant >= 2 and self.n_sc >= 2, f"{where}.n_ant", "CSI needs >= 2 antennas and subcarriers")
+        check(min(self.image_size) >= 16, f"{where}.image_size", "must be >= 16 pixels")
+        check(self.embed_dim > 0, f"{where}.embed_dim", "must be > 0")
+        check(0 < self.init_logit_scale <= self.max_logit_scale, f"{where}.init_logit_scale",
+              "must be in (0, max_logit_scale]")
+        self.csi.validate(f"{where}.csi")
+        self.image.validate(f"{where}.image")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Physically meaningful changes only: no flips or crops (they would break the CSI-image geometry)."""
+    snr_db: tuple[float, float] = (5.0, 30.0)   # receiver noise added to the CSI at a random SNR
+    random_phase: bool = True                   # unknown common phase (LO offset) of each report
+    brightness: float = 0.2                     # image gain x U(1-b, 1+b)
+    contrast: float = 0.15
+    pixel_noise: float = 0.02                   # sensor noise std (image in [0, 1])
+
+    def validate(self, where: str) -> None:
+        check(self.snr_db[0] <= self.snr_db[1], f"{where}.snr_db", "must be (low, high)")
+        check(0 <= self.brightness < 1 and 0 <= self.contrast < 1, f"{where}.brightness", "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    batch_size: int = 256        # global batch (split across ranks under DDP)
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    max_epochs: int = 60
+    patience: int = 8            # epochs without a better validation loss
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    seed: int = 0
+
+    def validate(self, where: str) -> None:
+        check(self.batch_size >= 2, f"{where}.batch_size", "must be >= 2 (the loss needs negatives)")
+        check(self.lr > 0, f"{where}.lr", "must be > 0")
+        check(self.max_epochs >= 1 and self.patience >= 1, f"{where}.max_epochs", "must be >= 1")
+        self.augment.validate(f"{where}.augment")
+
+
+@dataclass(frozen=True)
+class SupervisedConfig:
+    """One rule for the heads and for the E2E baseline (same early stopping, stated budget).
+
+    Steps = clamp(epochs x batches per epoch of the labelled subset, min_steps, max_steps);
+    validation every `eval_every` steps; stop after `patience` evaluations without progress;
+    each task keeps the weights of its own best validation point.
+    """
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    epochs: int = 200
+    min_steps: int = 300
+    max_steps: int = 4000
+    eval_every: int = 50
+    patience: int = 10
+    hidden: int = 256            # head MLP width
+    dropout: float = 0.1
+    augment: bool = True         # E2E only (heads see cached, clean embeddings)
+
+    def validate(self, where: str) -> None:
+        check(self.batch_size >= 1 and self.lr > 0, f"{where}.batch_size", "must be >= 1 (and lr > 0)")
+        check(1 <= self.min_steps <= self.max_steps, f"{where}.min_steps", "must be in 1..max_steps")
+        check(self.eval_every >= 1 and self.patience >= 1, f"{where}.eval_every", "must be >= 1")
+        check(self.hidden >= 1 and 0 <= self.dropout < 1, f"{where}.hidden", "must be >= 1 (dropout in [0, 1))")

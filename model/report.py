@@ -1,0 +1,205 @@
+"""report.md and the PNG plots of an experiment (report.json is written by experiment.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+COLORS = {("wmfm", "fused"): "tab:blue", ("wmfm", "csi"): "tab:cyan", ("wmfm", "image"): "tab:purple",
+          ("e2e", "fused"): "tab:red", ("e2e", "csi"): "tab:orange", ("e2e", "image"): "tab:brown"}
+
+
+def write(rep: dict, out: Path, keep: dict, emb: dict) -> None:
+    """All plots plus report.md in `out`. `keep`: per-(method, modality, fraction) test outputs of
+    the first seed; `emb`: test embeddings, LoS labels and true positions."""
+    plots = {"fractions": _fractions(rep, out), "cdf": _cdf(keep, emb["pos"].numpy(), out),
+             "confusion": _confusion(keep, out), "curves": _curves(rep, keep, out), "embeddings": _embeddings(emb, out)}
+    (out / "report.md").write_text(markdown(rep, plots))
+
+
+def _fractions(rep: dict, out: Path) -> str:
+    table = rep["summary"]["table"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for (method, mod), color in COLORS.items():
+        rows = sorted((r for r in table if r["method"] == method and r["modality"] == mod),
+                      key=lambda r: r["label_fraction"])
+        if not rows:
+            continue
+        f = [100 * r["label_fraction"] for r in rows]
+        for ax, m in zip(axes, ("los_balanced_accuracy", "loc_mean_error_m")):
+            mean, std = np.array([r[f"{m}_mean"] for r in rows]), np.array([r[f"{m}_std"] for r in rows])
+            ax.plot(f, mean, "o-" if method == "wmfm" else "s--", color=color, label=f"{method.upper()} {mod}")
+            ax.fill_between(f, mean - std, mean + std, color=color, alpha=0.15)
+    for ax, title in zip(axes, ("LoS/NLoS balanced accuracy (test)", "mean localisation error [m] (test)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("labelled fraction of the train split [%]")
+        ax.set_title(title)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "fractions.png", dpi=120)
+    plt.close(fig)
+    return "fractions.png"
+
+
+def _cdf(keep: dict, truth: np.ndarray, out: Path) -> str:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (method, mod, frac), k in sorted(keep.items()):
+        if frac != 1.0 and not (method == "wmfm" and mod == "fused" and frac == 0.1):
+            continue
+        err = np.sort(np.linalg.norm(k["pos"] - truth, axis=1))
+        ax.plot(err, np.arange(1, len(err) + 1) / len(err), color=COLORS.get((method, mod), "k"),
+                ls="-" if frac == 1.0 else ":", label=f"{method.upper()} {mod} ({frac:.0%} labels)")
+    ax.set_xlabel("localisation error [m]")
+    ax.set_ylabel("CDF (test)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "loc_cdf.png", dpi=120)
+    plt.close(fig)
+    return "loc_cdf.png"
+
+
+def _confusion(keep: dict, out: Path) -> str:
+    pick = [("wmfm", "fused", 1.0), ("e2e", "fused", 1.0)]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
+    for ax, key in zip(axes, pick):
+        cm = np.array(keep[key]["confusion"], float)
+        norm = cm / cm.sum(axis=1, keepdims=True).clip(1)
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        for i in range(2):
+            for j in range(2):
+                ax.text(j, i, f"{int(cm[i, j])}\n{norm[i, j]:.0%}", ha="center", va="center",
+                        color="white" if norm[i, j] > 0.5 else "black")
+        ax.set_xticks([0, 1], ["NLoS", "LoS"])
+        ax.set_yticks([0, 1], ["NLoS", "LoS"])
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{key[0].upper()} {key[1]}, 100 % labels")
+    fig.tight_layout()
+    fig.savefig(out / "confusion.png", dpi=120)
+    plt.close(fig)
+    return "confusion.png"
+
+
+def _curves(rep: dict, keep: dict, out: Path) -> str:
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    hist = rep["pretrain"]["history"]
+    ep = [h["epoch"] for h in hist]
+    axes[0].plot(ep, [h["train_loss"] for h in hist], label="train (augmented)")
+    axes[0].plot(ep, [h["val_loss"] for h in hist], label="val")
+    axes[0].axvline(rep["pretrain"]["best_epoch"], color="k", ls=":", label="kept")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_title("WMFM pretraining: InfoNCE")
+    axes[0].legend(fontsize=8)
+    for key, ls in ((("wmfm", "fused", 1.0), "-"), (("e2e", "fused", 1.0), "--")):
+        h = keep[key]["history"]
+        st = [x["step"] for x in h]
+        axes[1].plot(st, [x["val_los_bce"] for x in h], ls, color=COLORS[key[:2]], label=key[0].upper())
+        axes[2].plot(st, [x["val_loc_error_m"] for x in h], ls, color=COLORS[key[:2]], label=key[0].upper())
+    axes[1].set_title("val balanced BCE (LoS), 100 % labels")
+    axes[2].set_title("val mean localisation error [m], 100 % labels")
+    for ax in axes[1:]:
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "training_curves.png", dpi=120)
+    plt.close(fig)
+    return "training_curves.png"
+
+
+def _embeddings(emb: dict, out: Path) -> str:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    los = emb["los"].numpy() > 0.5
+    for ax, name in zip(axes, ("z_csi", "z_img")):
+        z = emb[name].numpy()
+        z = z - z.mean(0)
+        _, s, vt = np.linalg.svd(z, full_matrices=False)
+        p = z @ vt[:2].T
+        ax.scatter(p[los, 0], p[los, 1], s=5, alpha=0.6, color="tab:green", label="LoS")
+        ax.scatter(p[~los, 0], p[~los, 1], s=5, alpha=0.6, color="tab:red", label="NLoS")
+        var = s[:2] ** 2 / (s ** 2).sum()
+        ax.set_title(f"{'CSI' if name == 'z_csi' else 'image'} embeddings, test (PCA {var[0]:.0%}/{var[1]:.0%})")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "embeddings_pca.png", dpi=120)
+    plt.close(fig)
+    return "embeddings_pca.png"
+
+
+def _f(x, nd=3) -> str:
+    return "n/a" if x is None else f"{x:.{nd}f}"
+
+
+def markdown(rep: dict, plots: dict) -> str:
+    s = rep["summary"]
+    h = s["headline"]
+    ds = rep["dataset"]
+    lines = [f"# WMFM vs E2E: experiment report (preset `{rep['preset']}`)", "",
+             f"{rep['created_by']}, torch {rep['environment']['torch']}, device `{rep['device']}`, "
+             f"{rep['environment']['threads']} threads, wall time {rep['wall_time_s'] / 60:.1f} min.", "",
+             f"Data: {ds['samples']} samples from `{ds['source'].get('scenario', '?')}`; "
+             + ", ".join(f"{k} {v['samples']} (NLoS {v['nlos_share']:.1%})" for k, v in ds["splits"].items())
+             + ". Splits are contiguous time blocks with guard gaps; every figure below is on **test**.", "",
+             "## Headline (fused, 100 % of the train labels, mean over seeds)", "",
+             "| | WMFM (frozen + heads) | E2E | gain |", "|---|---|---|---|",
+             f"| LoS/NLoS balanced accuracy | {h['wmfm_los_ba']:.3f} | {h['e2e_los_ba']:.3f} | "
+             f"{h['los_ba_gain_pct']:+.1f} % ({h['los_ba_gain_points']:+.1f} points) |",
+             f"| mean localisation error [m] | {h['wmfm_loc_mean_error_m']:.2f} | {h['e2e_loc_mean_error_m']:.2f} | "
+             f"{-h['loc_error_reduction_pct']:+.1f} % |",
+             f"| training time [s] | {h['wmfm_train_time_s']:.1f} (heads) | {h['e2e_train_time_s']:.1f} | "
+             f"{h['train_time_ratio']:.1f}x less ({h['train_time_ratio_with_embedding']:.1f}x with the "
+             "embedding pass) |",
+             "", _verdict(s), "",
+             "## Against the label fraction (mean ± std over seeds)", "",
+             "| method | modality | labels | LoS BA | loc mean [m] | loc median [m] | loc p90 [m] | train time [s] |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(s["table"], key=lambda r: (r["modality"] != "fused", r["modality"], r["label_fraction"],
+                                                r["method"])):
+        lines.append(f"| {r['method'].upper()} | {r['modality']} | {r['label_fraction']:.0%} | "
+                     f"{r['los_balanced_accuracy_mean']:.3f} ± {r['los_balanced_accuracy_std']:.3f} | "
+                     f"{r['loc_mean_error_m_mean']:.2f} ± {r['loc_mean_error_m_std']:.2f} | "
+                     f"{r['loc_median_error_m_mean']:.2f} | {r['loc_p90_error_m_mean']:.2f} | "
+                     f"{r['train_time_s_mean']:.1f} |")
+    lines += ["", "Gains of WMFM fused over E2E fused at the same fraction:", "",
+              "| labels | BA gain | loc error reduction | time ratio |", "|---|---|---|---|"]
+    for g in s["per_fraction"]:
+        lines.append(f"| {g['label_fraction']:.0%} | {g['los_ba_gain_pct']:+.1f} % | "
+                     f"{g['loc_error_reduction_pct']:+.1f} % | {g['train_time_ratio']:.1f}x |")
+    t = s["sweep_time_s"]
+    r = rep["retrieval_test"]
+    pre = rep["pretrain"]
+    lines += ["", "## Pretraining, alignment and cost", "",
+              f"- Pretraining: {pre['epochs']} epochs ({pre['steps']} steps, global batch {pre['global_batch']}, "
+              f"{pre['world_size']} process(es)), best val InfoNCE {pre['best_val_loss']:.3f} at epoch "
+              f"{pre['best_epoch']}, {pre['seconds']:.0f} s. One-off embedding pass: {rep['embedding_pass_s']:.1f} s.",
+              f"- CSI-to-image retrieval on test ({r['candidates']} frames): top-1 {r['top1']:.1%} "
+              f"(chance {r['chance_top1']:.2%}), top-5 {r['top5']:.1%} (chance {r['chance_top5']:.1%}), "
+              f"median rank {r['median_rank']:.0f}.",
+              f"- Whole sweep: E2E fused {t['e2e_fused_all_runs']:.0f} s in all; WMFM fused heads "
+              f"{t['wmfm_fused_heads_all_runs']:.0f} s + pretraining {t['pretrain_once']:.0f} s + embedding "
+              f"{t['embedding_pass_once']:.0f} s: E2E / WMFM = {t['ratio_e2e_over_wmfm_including_pretraining']:.2f}x "
+              "with the one-off pretraining counted.",
+              f"- Budget: {rep['budget']}", "",
+              "## Plots", ""]
+    lines += [f"![{name}]({png})" for name, png in plots.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _verdict(s: dict) -> str:
+    h, small = s["headline"], s["smallest_fraction_beating_e2e_full"]
+    parts = []
+    for metric, name, won in (("los_balanced_accuracy", "LoS balanced accuracy", h["los_ba_gain_pct"] > 0),
+                              ("loc_mean_error_m", "localisation error", h["loc_error_reduction_pct"] > 0)):
+        f = small[metric]
+        where = (f"WMFM beats the all-labels E2E from {f:.0%} of the labels on" if f is not None
+                 else "WMFM does **not** beat the all-labels E2E at any label fraction on")
+        parts.append(f"{where} {name}" + ("" if won else " (and loses to it at 100 %)") + ".")
+    return " ".join(parts)

@@ -1,0 +1,75 @@
+"""`wmfm experiment --preset tiny` end to end (twin -> cache -> pretrain -> heads + E2E -> report, model.pt)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from wmfm.model import checkpoint
+from wmfm.model.data import load_data
+
+from wmfm.cli import main
+
+RUN_KEYS = {"method", "modality", "label_fraction", "seed", "los_balanced_accuracy", "loc_mean_error_m",
+            "loc_median_error_m", "loc_p90_error_m", "train_time_s"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("exp") / "tiny"
+    assert main(["experiment", "--preset", "tiny", "--out", str(out), "--quiet"]) == 0
+    return out, json.loads((out / "report.json").read_text())
+
+
+@pytest.mark.timeout(900)
+def test_report_has_every_run_and_the_summary(tiny):
+    out, rep = tiny
+    fractions, seeds = rep["config"]["fractions"], rep["config"]["seeds"]
+    assert fractions == [0.01, 0.05, 0.1, 0.2, 0.5, 1.0] and len(seeds) >= 3
+    runs = rep["runs"]
+    assert all(RUN_KEYS <= set(r) for r in runs)
+    combos = {(r["method"], r["modality"], r["label_fraction"], r["seed"]) for r in runs}
+    for f in fractions:
+        for s in seeds:
+            assert {("wmfm", m, f, s) for m in ("fused", "csi", "image")} | {("e2e", "fused", f, s)} <= combos
+    s = rep["summary"]
+    for k in ("los_ba_gain_pct", "loc_error_reduction_pct", "train_time_ratio", "train_time_ratio_with_embedding"):
+        assert np.isfinite(s["headline"][k])
+    assert set(s["smallest_fraction_beating_e2e_full"]) == {"los_balanced_accuracy", "loc_mean_error_m"}
+    assert all(r["train_time_s"] > 0 for r in runs)
+    # nested subsets: more labels, never fewer samples
+    lab = {r["label_fraction"]: r["labelled"] for r in runs if r["seed"] == seeds[0] and r["method"] == "e2e"}
+    assert [lab[f] for f in fractions] == sorted(lab[f] for f in fractions)
+    for png in ("fractions.png", "loc_cdf.png", "confusion.png", "training_curves.png", "embeddings_pca.png"):
+        assert (out / png).stat().st_size > 10_000
+    md = (out / "report.md").read_text()
+    assert "Headline" in md and "retrieval" in md
+
+
+def test_heads_beat_chance_on_test(tiny):
+    out, rep = tiny
+    data = load_data(out / "data" / "cache", (32, 32))
+    train, test = data.index("train"), data.index("test")
+    # chance: always the training mean position; a coin for LoS (balanced accuracy 0.5)
+    chance_err = float((data.position[test] - data.position[train].mean(0)).norm(dim=1).mean())
+    full = [r for r in rep["runs"] if r["method"] == "wmfm" and r["label_fraction"] == 1.0
+            and r["modality"] in ("fused", "csi")]
+    assert all(r["los_balanced_accuracy"] > 0.6 for r in full), full
+    assert all(r["loc_mean_error_m"] < 0.7 * chance_err for r in full), (chance_err, full)
+
+
+def test_model_pt_is_deployable(tiny):
+    out, rep = tiny
+    model, heads, ckpt = checkpoint.load_wmfm(out / "model.pt")
+    assert ckpt["kind"] == "model" and set(heads) == {"fused", "csi"}
+    assert "pretrain" in ckpt["configs"] and "heads" in ckpt["configs"]
+    data = load_data(out / "data" / "cache", model.cfg.image_size)
+    idx = data.index("test")[:16]
+    assert {h["input"] for h in ckpt["heads"].values()} == {rep["config"]["head_input"]} == {"feature"}
+    with torch.no_grad():
+        z_c, z_i = model.features_csi(data.csi[idx]), model.features_image(data.image_batch(idx))
+        logit, pos = heads["fused"](torch.cat([z_c, z_i], 1))
+        logit_c, pos_c = heads["csi"](z_c)
+    assert logit.shape == (16,) and pos.shape == (16, 3) and pos_c.shape == (16, 3)
+    # positions come out in metres, near the road (not standardised units)
+    assert float((pos - data.position[idx]).norm(dim=1).mean()) < 30

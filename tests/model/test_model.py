@@ -1,0 +1,158 @@
+"""WMFM model: loss, encoders, training loops, determinism, DDP, checkpoints."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from model_helpers import SMALL, aligned_set
+from wmfm.model import checkpoint
+from wmfm.model.config import PretrainConfig, SupervisedConfig
+from wmfm.model.data import label_subset, load_data
+from wmfm.model.encoders import AngleDelay
+from wmfm.model.loss import contrastive_loss, retrieval
+from wmfm.model.train import embed, pretrain, train_heads
+from wmfm.model.wmfm import WMFM
+
+from wmfm.config import ConfigError
+
+
+def _unit(n, d, seed):
+    x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return x / x.norm(dim=1, keepdim=True)
+
+
+def test_loss_equals_direct_reference_with_same_frame_masking():
+    zc, zi = _unit(7, 5, 0), _unit(7, 5, 1)
+    frame = torch.tensor([0, 0, 1, 2, 2, 2, 3])
+    scale = torch.tensor(math.exp(2.0), dtype=torch.float64)
+    got = float(contrastive_loss(zc, zi, scale, frame))
+    s = (scale * zc @ zi.T).numpy()
+    f = frame.numpy()
+    total = 0.0
+    for i in range(7):
+        allowed = [j for j in range(7) if j == i or f[j] != f[i]]
+        total += -s[i, i] + math.log(sum(math.exp(s[i, j]) for j in allowed))     # CSI -> image
+        total += -s[i, i] + math.log(sum(math.exp(s[j, i]) for j in allowed))     # image -> CSI
+    assert got == pytest.approx(total / 14, rel=1e-10)
+    # without frame ids every off-diagonal pair is a negative: a different (larger) value
+    assert float(contrastive_loss(zc, zi, scale)) > got
+
+
+def test_gradients_reach_both_encoders_and_the_temperature():
+    torch.manual_seed(0)
+    model = WMFM(SMALL)
+    data = aligned_set(16, 0)
+    z_c, z_i, scale = model(data.csi, data.image_batch(torch.arange(16)))
+    contrastive_loss(z_c, z_i, scale, data.frame).backward()
+    for enc in (model.csi_encoder, model.image_encoder):
+        grads = [p.grad for p in enc.parameters() if p.requires_grad]
+        assert all(g is not None for g in grads)
+        assert sum(float(g.abs().sum()) for g in grads) > 0
+        first = next(iter(enc.parameters()))       # the first layer gets gradient too
+        assert float(first.grad.abs().sum()) > 0
+    assert float(model.logit_scale.grad.abs()) > 0
+
+
+def test_logit_scale_init_and_clamp_in_the_loop():
+    model = WMFM(SMALL)
+    assert float(model.logit_scale) == pytest.approx(math.log(1 / 0.07))
+    model.logit_scale.data.fill_(9.0)
+    model.clamp_()
+    assert float(model.logit_scale) == pytest.approx(math.log(100))
+    # a learning rate large enough to push the scale past ln(100) in a few steps: the loop clamps
+    data = aligned_set(64, 1)
+    cfg = PretrainConfig(batch_size=32, lr=3.0, warmup_steps=1, max_epochs=3, patience=3)
+    model, res = pretrain(data, SMALL, cfg, progress=False)
+    assert all(h["logit_scale"] <= 100 + 1e-3 for h in res["history"])
+    assert float(model.logit_scale) <= math.log(100) + 1e-6
+
+
+def test_angle_delay_transform_puts_a_plane_wave_in_its_bin():
+    n_ant, n_sc = 32, 64
+    u, tau = 0.25, 10.0                                    # sin(AoA), delay in bins
+    a, k = np.arange(n_ant)[:, None], np.arange(n_sc)[None, :]
+    h = np.exp(-1j * math.pi * u * a) * np.exp(-2j * math.pi * tau * k / n_sc) * 3e-7
+    x = torch.from_numpy(np.stack([h.real, h.imag])[None].astype(np.float32))
+    m = AngleDelay(n_ant, n_sc)(x)[0, 0]                   # linear magnitude map [A, K]
+    row, col = divmod(int(m.argmax()), n_sc)
+    # DFT over antennas with e^{-j pi u a}: bin = -u * n_ant / 2 (mod n_ant), fftshifted by n_ant/2
+    assert col == 10
+    assert row == (round(-u * n_ant / 2) + n_ant // 2) % n_ant
+    assert float((m ** 2).sum()) == pytest.approx(n_ant * n_sc, rel=1e-4)   # unitary: power-normalised map
+    # scale invariance: the encoder never sees the path loss
+    assert torch.allclose(AngleDelay(n_ant, n_sc)(x * 1e3), AngleDelay(n_ant, n_sc)(x), atol=1e-4)
+
+
+def test_retrieval_far_above_chance_on_an_aligned_set():
+    data = aligned_set(600, 2)
+    cfg = PretrainConfig(batch_size=64, lr=2e-3, warmup_steps=20, max_epochs=25, patience=25)
+    model, res = pretrain(data, SMALL, cfg, progress=False)
+    z_c, z_i = embed(model, data)
+    test = data.index("test")
+    r = retrieval(z_c[test], z_i[test], data.frame[test])
+    assert r["candidates"] == 90
+    assert r["top5"] > 8 * r["chance_top5"], r          # chance top-5 = 5.6 %
+    assert r["top1"] > 10 * r["chance_top1"], r
+
+
+def test_label_subsets_are_nested_and_keep_both_classes():
+    los = torch.tensor([1.0] * 90 + [0.0] * 10)
+    train = torch.arange(100)
+    prev = set()
+    for f in (0.01, 0.05, 0.1, 0.2, 0.5, 1.0):
+        sub = label_subset(los, train, f, seed=3)
+        assert prev <= set(sub.tolist())
+        assert set(los[sub].tolist()) == {0.0, 1.0}
+        prev = set(sub.tolist())
+    assert prev == set(range(100))
+    assert not torch.equal(label_subset(los, train, 0.2, 0), label_subset(los, train, 0.2, 1))
+
+
+def test_same_seed_same_numbers(twin_cache):
+    data = load_data(twin_cache, SMALL.image_size)
+    cfg = PretrainConfig(batch_size=32, max_epochs=2, patience=2, warmup_steps=2)
+    m1, r1 = pretrain(data, SMALL, cfg, progress=False)
+    m2, r2 = pretrain(data, SMALL, cfg, progress=False)
+    assert [h["val_loss"] for h in r1["history"]] == [h["val_loss"] for h in r2["history"]]
+    for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
+        assert torch.equal(a, b), k
+    z_c, z_i = embed(m1, data)
+    sub = label_subset(data.los, data.index("train"), 0.5, seed=1)
+    sup = SupervisedConfig(min_steps=30, max_steps=60, eval_every=10)
+    _, a = train_heads(z_c, z_i, data, "fused", sub, sup, seed=1)
+    _, b = train_heads(z_c, z_i, data, "fused", sub, sup, seed=1)
+    _, c = train_heads(z_c, z_i, data, "fused", sub, sup, seed=2)
+    keys = ("los_balanced_accuracy", "loc_mean_error_m", "loc_p90_error_m")
+    assert [a[k] for k in keys] == [b[k] for k in keys]
+    assert np.array_equal(a["_pos"], b["_pos"]) and not np.array_equal(a["_pos"], c["_pos"])
+
+
+def test_checkpoint_roundtrip_and_refusals(tmp_path):
+    model = WMFM(SMALL).eval()
+    data = aligned_set(8, 4)
+    path = checkpoint.save(tmp_path / "enc.pt", "encoders", model, SMALL, {"pretrain": {"lr": 1.0}})
+    loaded, heads, ckpt = checkpoint.load_wmfm(path)
+    assert heads == {} and ckpt["configs"]["pretrain"]["lr"] == 1.0 and loaded.cfg == SMALL
+    img = data.image_batch(torch.arange(8))
+    assert torch.equal(loaded.encode_csi(data.csi), model.encode_csi(data.csi))
+    assert torch.equal(loaded.encode_image(img), model.encode_image(img))
+    bad = tmp_path / "bad.pt"
+    torch.save({"format": "something-else"}, bad)
+    with pytest.raises(ConfigError, match="format"):
+        checkpoint.load_wmfm(bad)
+    (tmp_path / "junk.pt").write_bytes(b"not a zip")
+    with pytest.raises(ConfigError, match="not a readable checkpoint"):
+        checkpoint.load_wmfm(tmp_path / "junk.pt")
+
+
+def test_bad_experiment_config_names_the_field(tmp_path, capsys):
+    from wmfm.cli import main
+    (tmp_path / "over.yaml").write_text("pretrain:\n  batch_size: one\n")
+    rc = main(["experiment", "--preset", "tiny", "--out", str(tmp_path / "x"), "--config", str(tmp_path / "over.yaml")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "experiment.pretrain.batch_size" in err[0]
+    (tmp_path / "over.yaml").write_text("fractions: [0.1, 0.5]\n")
+    assert main(["experiment", "--preset", "tiny", "--out", str(tmp_path / "x"),
+                 "--config", str(tmp_path / "over.yaml")]) == 2
+    assert "experiment.fractions" in capsys.readouterr().err
