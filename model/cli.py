@@ -70,7 +70,7 @@ def _pretrain(args) -> int:
 
     from . import checkpoint
     from .train import init_distributed, pretrain, rank_world
-    distributed = init_distributed()
+    distributed, args.device = init_distributed(args.device)
     cfg, data = _setup(args)
     model, res = pretrain(data, cfg.model, cfg.pretrain, device=args.device, progress=not args.quiet)
     if rank_world()[0] == 0:

@@ -22,8 +22,12 @@ def gather(x: torch.Tensor) -> torch.Tensor:
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
     if x.requires_grad:
+        import warnings
+
         from torch.distributed.nn.functional import all_gather
-        return torch.cat(all_gather(x), dim=0)
+        with warnings.catch_warnings():     # deprecated in favour of a private API; still the autograd-aware one
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.cat(all_gather(x), dim=0)
     parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, x.contiguous())
     return torch.cat(parts, dim=0)

@@ -3,8 +3,10 @@ and the E2E baseline. One code path for one process and for torchrun/DDP.
 
 Under `torchrun` (WORLD_SIZE > 1) `pretrain` splits every global batch across the ranks,
 gathers the embeddings for the loss (loss.py) and lets DDP average the gradients; every rank
-draws the same global permutation from the seed, so the result does not depend on the
-number of processes except through floating-point order.
+draws the same global permutation from the seed. Without augmentation the result equals the
+single-process one up to floating-point order (tested); with it, each rank draws its own
+noise and dropout masks, so runs with different world sizes differ statistically, not
+systematically.
 """
 
 from __future__ import annotations
@@ -40,12 +42,18 @@ def rank_world() -> tuple[int, int]:
     return 0, 1
 
 
-def init_distributed() -> bool:
-    """Join the process group torchrun describes (gloo on CPU, nccl on GPU); False when single-process."""
+def init_distributed(device: str = "cpu") -> tuple[bool, str]:
+    """Join the process group torchrun describes: gloo for `cpu`, nccl for `cuda` with one GPU per
+    local rank. Returns (distributed?, the device this rank uses)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
-        return dist.is_initialized()
-    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return True
+        return dist.is_initialized(), device
+    if device.startswith("cuda"):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl")
+    else:
+        dist.init_process_group("gloo")
+    return True, device
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -142,6 +150,8 @@ def pretrain(data: Data, model_cfg: ModelConfig, cfg: PretrainConfig, device: st
                         T=f"{1 / history[-1]['logit_scale']:.3f}")
         if bad >= cfg.patience:
             break
+    if best_state is None:
+        raise FloatingPointError("pretrain: the validation loss was never finite (lower pretrain.lr?)")
     model.load_state_dict(best_state)
     model.eval()
     result = {"history": history, "best_epoch": min(history, key=lambda h: h["val_loss"])["epoch"],
@@ -252,6 +262,9 @@ def fit_supervised(net: nn.Module, forward, data: Data, train_idx: torch.Tensor,
             "planned_steps": steps, "train_time_s": time.perf_counter() - t0, "labelled": n}
 
 
+FIT_KEYS = ("history", "steps", "planned_steps", "best_step_los", "best_step_pos", "train_time_s", "labelled")
+
+
 def _pos_stats(data: Data, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     pos = data.position[idx]
     return pos.mean(0), pos.std(0, unbiased=False).clamp_min(1.0) if len(idx) > 1 else torch.ones(3)
@@ -281,7 +294,7 @@ def train_heads(z_csi: torch.Tensor, z_img: torch.Tensor, data: Data, modality: 
     metrics = _test_metrics(net, fwd, fit, data, data.index("test"))
     net.los.load_state_dict({k[4:]: v for k, v in fit["state_los"].items() if k.startswith("los.")})
     net.eval()
-    return net, metrics | {k: fit[k] for k in ("history", "steps", "planned_steps", "train_time_s", "labelled")}
+    return net, metrics | {k: fit[k] for k in FIT_KEYS}
 
 
 def train_e2e(data: Data, model_cfg: ModelConfig, modality: str, train_idx: torch.Tensor, cfg: SupervisedConfig,
@@ -289,7 +302,7 @@ def train_e2e(data: Data, model_cfg: ModelConfig, modality: str, train_idx: torc
     """E2E baseline from scratch on the labels (same encoders, heads, early stopping, augmentations)."""
     seed_all(seed)
     mean, std = _pos_stats(data, train_idx)
-    net = E2E(model_cfg, modality, cfg.hidden, cfg.dropout, mean, std)
+    net = E2E(model_cfg, modality, cfg.hidden, cfg.dropout, mean, std).to(data.csi.device)
     g = torch.Generator().manual_seed(seed * 1000 + 7)
 
     def fwd(idx, train):
@@ -300,4 +313,4 @@ def train_e2e(data: Data, model_cfg: ModelConfig, modality: str, train_idx: torc
 
     fit = fit_supervised(net, fwd, data, train_idx, data.index("val"), cfg, seed, desc="e2e", progress=progress)
     metrics = _test_metrics(net, fwd, fit, data, data.index("test"))
-    return metrics | {k: fit[k] for k in ("history", "steps", "planned_steps", "train_time_s", "labelled")}
+    return metrics | {k: fit[k] for k in FIT_KEYS}

@@ -34,7 +34,9 @@ def test_report_has_every_run_and_the_summary(tiny):
             assert {("wmfm", m, f, s) for m in ("fused", "csi", "image")} | {("e2e", "fused", f, s)} <= combos
     s = rep["summary"]
     for k in ("los_ba_gain_pct", "loc_error_reduction_pct", "train_time_ratio", "train_time_ratio_with_embedding"):
-        assert np.isfinite(s["headline"][k])
+        assert np.isfinite(s["headline"][k]) and s[k] == s["headline"][k]
+    assert [g["label_fraction"] for g in s["per_fraction_csi_only"]] == fractions
+    assert all(isinstance(r["stopped_by_budget"], bool) for r in runs if r["method"] == "e2e")
     assert set(s["smallest_fraction_beating_e2e_full"]) == {"los_balanced_accuracy", "loc_mean_error_m"}
     assert all(r["train_time_s"] > 0 for r in runs)
     # nested subsets: more labels, never fewer samples

@@ -156,3 +156,32 @@ def test_bad_experiment_config_names_the_field(tmp_path, capsys):
     assert main(["experiment", "--preset", "tiny", "--out", str(tmp_path / "x"),
                  "--config", str(tmp_path / "over.yaml")]) == 2
     assert "experiment.fractions" in capsys.readouterr().err
+
+
+def test_summary_gains_and_smallest_winning_fraction():
+    from wmfm.model.experiment import preset, summarize
+    cfg = preset("tiny", {"fractions": [0.1, 0.2, 0.5, 1.0], "seeds": [0, 1]})
+    e2e_full_ba, e2e_full_err = 0.80, 2.0
+    wmfm = {0.1: (0.70, 3.0), 0.2: (0.85, 1.5), 0.5: (0.79, 1.8), 1.0: (0.90, 1.0)}   # loses BA at 50 %
+    runs = []
+    for seed in (0, 1):
+        for f in cfg.fractions:
+            for mod in ("fused", "csi", "image"):
+                ba, err = wmfm[f]
+                runs.append({"method": "wmfm", "modality": mod, "label_fraction": f, "seed": seed,
+                             "los_balanced_accuracy": ba, "loc_mean_error_m": err, "loc_median_error_m": err,
+                             "loc_p90_error_m": err, "train_time_s": 2.0, "train_time_with_embedding_s": 3.0})
+            ba, err = (e2e_full_ba, e2e_full_err) if f == 1.0 else (0.6, 4.0)
+            runs.append({"method": "e2e", "modality": "fused", "label_fraction": f, "seed": seed,
+                         "los_balanced_accuracy": ba + 0.01 * seed, "loc_mean_error_m": err,
+                         "loc_median_error_m": err, "loc_p90_error_m": err, "train_time_s": 40.0})
+    s = summarize(runs, cfg, pretrain_s=100.0, embed_s=1.0)
+    ref_ba = e2e_full_ba + 0.005
+    assert s["los_ba_gain_pct"] == pytest.approx(100 * (0.90 - ref_ba) / ref_ba)
+    assert s["loc_error_reduction_pct"] == pytest.approx(50.0)
+    assert s["train_time_ratio"] == pytest.approx(20.0)
+    assert s["train_time_ratio_with_embedding"] == pytest.approx(40 / 3)
+    # a win at 20 % does not count: WMFM loses at 50 %, so it beats the full E2E only from 100 %
+    assert s["smallest_fraction_beating_e2e_full"] == {"los_balanced_accuracy": 1.0, "loc_mean_error_m": 0.2}
+    row = next(r for r in s["table"] if r["method"] == "e2e" and r["label_fraction"] == 1.0)
+    assert row["los_balanced_accuracy_std"] == pytest.approx(np.std([0.80, 0.81], ddof=1))
