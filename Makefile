@@ -27,7 +27,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 # The main job on embedded defaults: twin -> cache -> WMFM pretraining -> heads and E2E at
-# six label fractions x 3 seeds -> report (the `tiny` preset, ~3 min on 2 cores).
+# six label fractions x 3 seeds -> report (the `tiny` preset, ~1.5 min on 2 cores).
 demo: setup
 	$(VENV)/bin/wmfm experiment --preset tiny --out $(DEMO)
 	$(VENV)/bin/wmfm twin show --scenario $(DEMO)/data/twin --scene 250 --out $(DEMO)/scene_250.png

@@ -347,4 +347,4 @@ def load_config(preset_name: str, path: str | Path | None) -> ExperimentConfig:
     return preset(preset_name, over)
 
 
-__all__ = ["ExperimentConfig", "PRESETS", "preset", "run", "summarize", "load_config", "dc"]
+__all__ = ["ExperimentConfig", "PRESETS", "preset", "run", "summarize", "load_config"]

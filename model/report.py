@@ -197,7 +197,9 @@ def markdown(rep: dict, plots: dict) -> str:
               + (" (so the E2E figures are what this budget buys, not E2E's best: a larger budget would widen "
                  "its lead where it leads and may close WMFM's where WMFM leads)." if s["e2e_runs_stopped_by_budget"]
                  else "."), "",
-              "## Plots", ""]
+              "## Plots", "",
+              "Label-fraction curves: mean ± std over seeds. Localisation CDF, confusion matrices and training "
+              "curves: the first seed. Embedding projection: PCA of the test embeddings (unit-norm joint space).", ""]
     lines += [f"![{name}]({png})" for name, png in plots.items()]
     return "\n".join(lines) + "\n"
 
