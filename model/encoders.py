@@ -114,10 +114,14 @@ class CSIEncoder(nn.Module):
         self.trunk, self.proj = _head(self.stages, 4, (n_ant, n_sc), cfg.pool, cfg.feature_dim, embed_dim,
                                       cfg.dropout)
 
-    def forward(self, csi: torch.Tensor) -> torch.Tensor:
+    def features(self, csi: torch.Tensor) -> torch.Tensor:
+        """The representation before the projection [B, feature_dim]."""
         x = self.transform(csi)
         x = torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1)
-        return self.proj(self.trunk(self.stages(x)))
+        return self.trunk(self.stages(x))
+
+    def forward(self, csi: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.features(csi))
 
 
 class ImageEncoder(nn.Module):
@@ -131,10 +135,14 @@ class ImageEncoder(nn.Module):
         self.body = nn.Sequential(stem, *[_ResBlock(a, b) for a, b in zip(cfg.channels[:-1], cfg.channels[1:])])
         self.trunk, self.proj = _head(self.body, 5, image_size, cfg.pool, cfg.feature_dim, embed_dim, cfg.dropout)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def features(self, image: torch.Tensor) -> torch.Tensor:
+        """The representation before the projection [B, feature_dim]."""
         x = (image - 0.45) / 0.25
         x = torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1)
-        return self.proj(self.trunk(self.body(x)))
+        return self.trunk(self.body(x))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.features(image))
 
 
 def build_encoders(cfg: ModelConfig) -> tuple[CSIEncoder, ImageEncoder]:

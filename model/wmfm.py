@@ -30,15 +30,12 @@ class WMFM(nn.Module):
         return F.normalize(self.image_encoder(image), dim=-1)
 
     def features_csi(self, csi: torch.Tensor) -> torch.Tensor:
-        """CSI -> the encoder's representation before the projection [B, feature_dim]."""
-        e = self.csi_encoder
-        x = e.transform(csi)
-        return e.trunk(e.stages(torch.cat([x, e.coords.expand(x.shape[0], -1, -1, -1)], dim=1)))
+        """CSI -> the representation before the projection [B, feature_dim] (what the heads read)."""
+        return self.csi_encoder.features(csi)
 
     def features_image(self, image: torch.Tensor) -> torch.Tensor:
-        e = self.image_encoder
-        x = torch.cat([(image - 0.45) / 0.25, e.coords.expand(image.shape[0], -1, -1, -1)], dim=1)
-        return e.trunk(e.body(x))
+        """Image -> the representation before the projection [B, feature_dim]."""
+        return self.image_encoder.features(image)
 
     def forward(self, csi: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.encode_csi(csi), self.encode_image(image), self.logit_scale.exp()
