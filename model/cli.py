@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.set_defaults(func=_experiment)
 
 
-def _setup(args):
+def _setup(args, image_size=None):
+    """(experiment config, cache in memory at `image_size` or the preset's) after argument checks."""
     from wmfm.config import ConfigError
 
     from .data import load_data
@@ -61,7 +62,7 @@ def _setup(args):
     if not 0 < getattr(args, "fraction", 1.0) <= 1:
         raise ConfigError(f"--fraction: must be in (0, 1], got {args.fraction}")
     args.out.mkdir(parents=True, exist_ok=True)
-    data = load_data(args.cache, cfg.model.image_size).to(args.device) if args.cache else None
+    data = load_data(args.cache, image_size or cfg.model.image_size).to(args.device) if args.cache else None
     return cfg, data
 
 
@@ -93,10 +94,8 @@ def _heads(args) -> int:
     from .data import label_subset
     from .loss import retrieval
     from .train import embed, train_heads
-    cfg, data = _setup(args)
     model, _, ckpt = checkpoint.load_wmfm(args.encoders)
-    if tuple(model.cfg.image_size) != tuple(cfg.model.image_size):
-        data = _reload(args, model.cfg.image_size)
+    cfg, data = _setup(args, model.cfg.image_size)
     model.to(args.device)
     kind = args.head_input or cfg.head_input
     z_c, z_i = embed(model, data, device=args.device, kind=kind)
@@ -117,11 +116,6 @@ def _heads(args) -> int:
     (args.out / "heads.json").write_text(json.dumps(results, indent=2))
     print(f"model         {args.out / 'model.pt'}")
     return 0
-
-
-def _reload(args, image_size):
-    from .data import load_data
-    return load_data(args.cache, image_size).to(args.device)
 
 
 def _e2e(args) -> int:

@@ -12,6 +12,14 @@ from dataclasses import dataclass, field
 from wmfm.config import check
 
 
+def _check_encoder(cfg, where: str, min_stages: int) -> None:
+    check(len(cfg.channels) >= min_stages and min(cfg.channels) > 0, f"{where}.channels",
+          f"need >= {min_stages} positive widths")
+    check(cfg.feature_dim > 0, f"{where}.feature_dim", "must be > 0")
+    check(0 <= cfg.dropout < 1, f"{where}.dropout", "must be in [0, 1)")
+    check(cfg.pool in ("flatten", "avg"), f"{where}.pool", "must be 'flatten' or 'avg'")
+
+
 @dataclass(frozen=True)
 class CSIEncoderConfig:
     channels: tuple[int, ...] = (16, 32, 64)   # conv stages over the angle x delay map, each halves both axes
@@ -20,10 +28,7 @@ class CSIEncoderConfig:
     pool: str = "flatten"                      # "flatten" (keeps where peaks sit) or "avg" (+ coordinate channels)
 
     def validate(self, where: str) -> None:
-        check(len(self.channels) >= 1 and min(self.channels) > 0, f"{where}.channels", "must be positive")
-        check(self.feature_dim > 0, f"{where}.feature_dim", "must be > 0")
-        check(0 <= self.dropout < 1, f"{where}.dropout", "must be in [0, 1)")
-        check(self.pool in ("flatten", "avg"), f"{where}.pool", "must be 'flatten' or 'avg'")
+        _check_encoder(self, where, min_stages=1)
 
 
 @dataclass(frozen=True)
@@ -34,10 +39,7 @@ class ImageEncoderConfig:
     pool: str = "flatten"
 
     def validate(self, where: str) -> None:
-        check(len(self.channels) >= 2 and min(self.channels) > 0, f"{where}.channels", "need >= 2 positive widths")
-        check(self.feature_dim > 0, f"{where}.feature_dim", "must be > 0")
-        check(0 <= self.dropout < 1, f"{where}.dropout", "must be in [0, 1)")
-        check(self.pool in ("flatten", "avg"), f"{where}.pool", "must be 'flatten' or 'avg'")
+        _check_encoder(self, where, min_stages=2)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 import wmfm
-from wmfm.config import check, from_dict, to_dict
+from wmfm.config import ConfigError, check, from_dict, to_dict
 
 from . import checkpoint, report
 from .config import CSIEncoderConfig, ImageEncoderConfig, ModelConfig, PretrainConfig, SupervisedConfig
@@ -216,7 +216,6 @@ def run(cfg: ExperimentConfig, out: str | Path, scenario: str | Path | None = No
 
 
 def _check_shapes(data, cfg: ExperimentConfig) -> None:
-    from wmfm.config import ConfigError
     _, _, a, k = data.csi.shape
     if (a, k) != (cfg.model.n_ant, cfg.model.n_sc):
         raise ConfigError(f"experiment.model.n_ant/n_sc: the cache has CSI {a}x{k}, the model expects "

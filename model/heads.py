@@ -63,7 +63,8 @@ class E2E(nn.Module):
 
     def __init__(self, cfg: ModelConfig, modality: str, hidden: int, dropout: float, pos_mean=None, pos_std=None):
         super().__init__()
-        features(torch.zeros(1), torch.zeros(1), modality)     # validates the name
+        if modality not in MODALITIES:
+            raise ValueError(f"modality: expected one of {MODALITIES}, got {modality!r}")
         self.modality = modality
         csi, image = build_encoders(cfg)
         self.csi_encoder = csi if modality in ("fused", "csi") else None

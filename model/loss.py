@@ -55,9 +55,8 @@ def retrieval(z_csi: torch.Tensor, z_img: torch.Tensor, frame: torch.Tensor, ks=
     z_csi [N, D] (one per UE), z_img [N, D] (the frame each UE was seen in), frame [N].
     Duplicated frames (several UEs) are scored once: candidates are the distinct frames.
     """
-    uniq, first = _first_index(frame)
+    uniq, first, target = frames_of(frame)
     sims = z_csi @ z_img[first].t()                                            # [N, F]
-    target = torch.searchsorted(uniq, frame)
     order = sims.argsort(dim=1, descending=True)
     rank = (order == target[:, None]).float().argmax(dim=1)
     out = {f"top{k}": float((rank < k).float().mean()) for k in ks}
@@ -66,8 +65,9 @@ def retrieval(z_csi: torch.Tensor, z_img: torch.Tensor, frame: torch.Tensor, ks=
     return out
 
 
-def _first_index(frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def frames_of(frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """frame [N] ids -> (distinct frames [F] sorted, first sample of each [F], frame index of each sample [N])."""
     uniq, inverse = torch.unique(frame, sorted=True, return_inverse=True)
-    first = torch.full((len(uniq),), len(frame), dtype=torch.long)
-    first.scatter_reduce_(0, inverse, torch.arange(len(frame)), reduce="amin")
-    return uniq, first
+    first = torch.full((len(uniq),), len(frame), dtype=torch.long, device=frame.device)
+    first.scatter_reduce_(0, inverse, torch.arange(len(frame), device=frame.device), reduce="amin")
+    return uniq, first, inverse

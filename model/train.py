@@ -26,7 +26,7 @@ from tqdm import tqdm
 from .config import ModelConfig, PretrainConfig, SupervisedConfig
 from .data import Data, augment_csi, augment_image
 from .heads import E2E, Heads, features
-from .loss import contrastive_loss, gather
+from .loss import contrastive_loss, frames_of, gather
 from .metrics import evaluate
 from .wmfm import WMFM
 
@@ -174,11 +174,10 @@ def embed(model: WMFM, data: Data, batch_size: int = 512, device: str = "cpu",
                     else (model.features_csi, model.features_image))
     z_c = torch.cat([enc_c(data.csi[s:s + batch_size].to(device)).cpu()
                      for s in range(0, len(data), batch_size)])
-    frames, first = np.unique(data.frame.cpu().numpy(), return_index=True)
-    first = torch.from_numpy(first)
+    _, first, inverse = frames_of(data.frame.cpu())
     z_f = torch.cat([enc_i(data.image_batch(first[s:s + batch_size]).to(device)).cpu()
                      for s in range(0, len(first), batch_size)])
-    z_i = z_f[torch.from_numpy(np.searchsorted(frames, data.frame.cpu().numpy()))]
+    z_i = z_f[inverse]
     return z_c, z_i
 
 
