@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  := torch==2.13.0
 DEMO   := .cache/demo
 
-.PHONY: setup test test-all lint demo experiment-cpu bench-twin clean
+.PHONY: setup test test-all lint demo experiment-cpu bench-twin bench-model gpu-check clean
 
 $(VENV)/.done: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +27,14 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 # The main job on embedded defaults: twin -> cache -> WMFM pretraining -> heads and E2E at
-# six label fractions x 3 seeds -> report (the `tiny` preset, ~1.5 min on 2 cores).
+# six label fractions x 3 seeds -> report (the `tiny` preset) -> ONNX export with parity ->
+# backend benchmark (~2.5 min on 2 cores).
 demo: setup
 	$(VENV)/bin/wmfm experiment --preset tiny --out $(DEMO)
 	$(VENV)/bin/wmfm twin show --scenario $(DEMO)/data/twin --scene 250 --out $(DEMO)/scene_250.png
-	@echo "report: $(DEMO)/report.md (plots next to it), deployable model: $(DEMO)/model.pt"
+	$(VENV)/bin/wmfm export --checkpoint $(DEMO)/model.pt --out $(DEMO)/artifact --fp16 --overwrite
+	$(VENV)/bin/wmfm bench model --artifact $(DEMO)/artifact --out $(DEMO)/bench_model.json --quiet
+	@echo "report: $(DEMO)/report.md (plots next to it), artifact: $(DEMO)/artifact, bench: $(DEMO)/bench_model.json"
 
 # The committed reference result (docs/results/cpu): ~45 min on the 2-core CPU machine.
 experiment-cpu: setup
@@ -42,6 +45,15 @@ experiment-cpu: setup
 
 bench-twin: setup
 	$(PY) -m wmfm.sim.bench --scenes 2000 --out .cache/bench_twin.json
+
+# Backends vs torch eager on the artifact `make demo` exported (batch-1 p50/p99 >= 1000 calls).
+bench-model: setup
+	$(VENV)/bin/wmfm bench model --artifact $(DEMO)/artifact --out .cache/bench_model.json
+
+# On a host with an NVIDIA GPU: parity + latency with torch CUDA, ONNX Runtime, TensorRT FP32/FP16.
+gpu-check: setup
+	$(VENV)/bin/pip install -q -e '.[gpu]' || echo 'tensorrt/cuda-python not installable here: the TensorRT cases will be skipped'
+	PY=$(PY) scripts/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -4,6 +4,7 @@
     wmfm train heads    --cache C --encoders DIR/encoders.pt --out DIR [--fraction 1 --seed 0]
     wmfm train e2e      --cache C --out DIR [--fraction 1 --seed 0 --modality fused]
     wmfm experiment     --preset tiny|cpu|gpu --out DIR [--scenario PATH | --cache C]
+    wmfm export         --checkpoint DIR/model.pt --out ARTIFACT [--opset 17] [--fp16] [--tensorrt]
 """
 
 from __future__ import annotations
@@ -48,6 +49,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     common(x, cache_required=False)
     x.add_argument("--scenario", type=Path, help="a DeepVerse6G scenario instead of the twin")
     x.set_defaults(func=_experiment)
+
+    ex = sub.add_parser("export", help="model.pt -> ONNX graphs + manifest.json (hashes, parity) for the xApp")
+    ex.add_argument("--checkpoint", type=Path, required=True, help="a deployable model.pt (encoders + heads)")
+    ex.add_argument("--out", type=Path, required=True, help="artifact folder to write")
+    ex.add_argument("--cache", type=Path, help="dataset cache for the held-out parity samples "
+                                              "(default: the one recorded in the checkpoint)")
+    ex.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    ex.add_argument("--max-batch", type=int, default=64, help="largest batch of one call (TensorRT profile max)")
+    ex.add_argument("--samples", type=int, default=256, help="held-out samples for the parity check")
+    ex.add_argument("--fp16", action="store_true", help="also write mixed-precision encoders (for TensorRT FP16)")
+    ex.add_argument("--tensorrt", action="store_true", help="also build the TensorRT engines now (GPU host)")
+    ex.add_argument("--overwrite", action="store_true", help="replace an existing artifact folder")
+    ex.set_defaults(func=_export)
 
 
 def _setup(args, image_size=None):
@@ -148,4 +162,29 @@ def _experiment(args) -> int:
     print(f"train time    {h['train_time_ratio']:.1f}x less ({h['train_time_ratio_with_embedding']:.1f}x with the "
           "embedding pass)")
     print(f"model         {args.out / 'model.pt'}")
+    return 0
+
+
+def _export(args) -> int:
+    from wmfm.config import ConfigError
+
+    from .export import export
+    if not 1 <= args.max_batch <= 4096:
+        raise ConfigError(f"--max-batch: must be in [1, 4096], got {args.max_batch}")
+    if not 7 <= args.opset <= 23:
+        raise ConfigError(f"--opset: must be in [7, 23], got {args.opset}")
+    art = export(args.checkpoint, args.out, cache=args.cache, opset=args.opset, max_batch=args.max_batch,
+                 fp16=args.fp16, samples=args.samples, overwrite=args.overwrite)
+    par = art.manifest["parity"]["fp32"]
+    worst = max(par["max_abs_diff"].items(), key=lambda kv: kv[1])
+    print(f"artifact      {args.out}  ({len(art.manifest['files'])} files, sha256 in manifest.json)")
+    print(f"parity        torch vs ONNX Runtime on {par['samples']} held-out samples: largest max-abs diff "
+          f"{worst[1]:.2g} ({worst[0]}), LoS agreement fused {par['heads_fused']['los_agreement']:.3f} "
+          f"csi {par['heads_csi']['los_agreement']:.3f}, position error <= "
+          f"{max(par['heads_fused']['position_max_err_m'], par['heads_csi']['position_max_err_m']) * 100:.3f} cm")
+    if args.fp16:
+        p16 = art.manifest["parity"]["fp16_encoders"]["max_abs_diff"]
+        print("fp16          mixed-precision encoders, max-abs diff vs torch FP32: "
+              + ", ".join(f"{k} {v:.2g}" for k, v in p16.items()))
+    args.artifact = art          # `--tensorrt` engines are built by the top-level command (wmfm.cli)
     return 0

@@ -1,4 +1,5 @@
 import dataclasses as dc
+import json
 
 import pytest
 from wmfm.sim.twin.config import TwinConfig
@@ -14,3 +15,21 @@ def twin_scenario(tmp_path_factory):
                      camera=dc.replace(cfg.camera, resolution=(160, 120)))
     summary = generate(root, "small", 150, seed=3, cfg=cfg, progress=False)
     return root / "small", summary
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """`wmfm experiment --preset tiny` once per session: (output folder, report dict)."""
+    from wmfm.cli import main
+    out = tmp_path_factory.mktemp("exp") / "tiny"
+    assert main(["experiment", "--preset", "tiny", "--out", str(out), "--quiet"]) == 0
+    return out, json.loads((out / "report.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def artifact(tiny, tmp_path_factory):
+    """The tiny model exported with `wmfm export --fp16` (ONNX + manifest), once per session."""
+    from wmfm.cli import main
+    out = tmp_path_factory.mktemp("artifact") / "wmfm"
+    assert main(["export", "--checkpoint", str(tiny[0] / "model.pt"), "--out", str(out), "--fp16"]) == 0
+    return out

@@ -17,11 +17,13 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileExistsError, Fi
 def build_parser() -> argparse.ArgumentParser:
     from wmfm.model import cli as model_cli
     from wmfm.sim import cli as sim_cli
+    from wmfm.xapp import cli as xapp_cli
 
     parser = argparse.ArgumentParser(prog="wmfm", description="WMFM xApp: twin, dataset, model, xApp.")
     sub = parser.add_subparsers(dest="command", required=True)
     sim_cli.register(sub)
     model_cli.register(sub)
+    xapp_cli.register(sub)
     return parser
 
 
@@ -30,10 +32,27 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        if rc == 0 and getattr(args, "tensorrt", False):
+            rc = _prebuild_engines(args.artifact, fp16=args.fp16)
+        return rc
     except (*USER_ERRORS, ScenarioError) as exc:
         print(f"wmfm {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _prebuild_engines(artifact, fp16: bool) -> int:
+    """`wmfm export --tensorrt`: build (and cache in ARTIFACT/engines) the TensorRT engines now,
+    so the xApp's first start on this GPU does not wait for them. Composed here because
+    `model` never imports `xapp` (DESIGN.md)."""
+    from wmfm.xapp import inference
+    why = inference.available("tensorrt")
+    if why is not None:
+        raise ConfigError(f"--tensorrt: {why}")
+    for precision in ("fp32", "fp16") if fp16 else ("fp32",):
+        inference.load("tensorrt", artifact, precision=precision).close()
+    print(f"tensorrt      engines cached in {artifact.root / 'engines'}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,5 @@
 """`wmfm experiment --preset tiny` end to end (twin -> cache -> pretrain -> heads + E2E -> report, model.pt)."""
 
-import json
 
 import numpy as np
 import pytest
@@ -8,17 +7,11 @@ import torch
 from wmfm.model import checkpoint
 from wmfm.model.data import load_data
 
-from wmfm.cli import main
-
 RUN_KEYS = {"method", "modality", "label_fraction", "seed", "los_balanced_accuracy", "loc_mean_error_m",
             "loc_median_error_m", "loc_p90_error_m", "train_time_s"}
 
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    out = tmp_path_factory.mktemp("exp") / "tiny"
-    assert main(["experiment", "--preset", "tiny", "--out", str(out), "--quiet"]) == 0
-    return out, json.loads((out / "report.json").read_text())
+# `tiny` (the tiny experiment, run once per session) is in tests/conftest.py: the export and
+# backend tests take its model.pt too.
 
 
 @pytest.mark.timeout(900)
