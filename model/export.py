@@ -249,7 +249,7 @@ def export(ckpt_path: str | Path, out: str | Path, cache: str | Path | None = No
         np.savez_compressed(tmp / "reference.npz", csi=held["csi"][:n_ref], image=held["image"][:n_ref],
                             **{k: v[:n_ref] for k, v in ref.items()})
         shutil.copyfile(ckpt_path, tmp / "model.pt")
-        manifest = _manifest(ckpt, ckpt_path, model, graphs, result, opset, max_batch, tmp)
+        manifest = _manifest(ckpt, ckpt_path, model, heads, graphs, result, opset, max_batch, tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         tmp.chmod(0o755)                                  # mkdtemp makes it private
         if out.exists():
@@ -261,7 +261,7 @@ def export(ckpt_path: str | Path, out: str | Path, cache: str | Path | None = No
     return Artifact.load(out)
 
 
-def _manifest(ckpt, ckpt_path, model, graphs, parity_res, opset, max_batch, folder: Path) -> dict:
+def _manifest(ckpt, ckpt_path, model, heads, graphs, parity_res, opset, max_batch, folder: Path) -> dict:
     import onnx
     import onnxruntime
     cfg = model.cfg
@@ -272,7 +272,7 @@ def _manifest(ckpt, ckpt_path, model, graphs, parity_res, opset, max_batch, fold
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
         "model": {"name": "wmfm", "version": wmfm.__version__, "checkpoint": ckpt_path.name,
                   "checkpoint_sha256": sha256(ckpt_path), "head_input": "feature",
-                  "parameters": int(sum(p.numel() for p in model.parameters()))},
+                  "parameters": int(sum(p.numel() for m in (model, *heads.values()) for p in m.parameters()))},
         "model_config": ckpt["model_config"],
         "configs": ckpt["configs"],
         "checkpoint_meta": ckpt["meta"],

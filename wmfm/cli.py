@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "tensorrt", False):
+            _tensorrt_here()                     # before the export, not after it
         rc = int(args.func(args) or 0)
         if rc == 0 and getattr(args, "tensorrt", False):
             rc = _prebuild_engines(args.artifact, fp16=args.fp16)
@@ -41,14 +43,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _tensorrt_here() -> None:
+    from wmfm.xapp import inference
+    why = inference.available("tensorrt")
+    if why is not None:
+        raise ConfigError(f"--tensorrt: {why}")
+
+
 def _prebuild_engines(artifact, fp16: bool) -> int:
     """`wmfm export --tensorrt`: build (and cache in ARTIFACT/engines) the TensorRT engines now,
     so the xApp's first start on this GPU does not wait for them. Composed here because
     `model` never imports `xapp` (DESIGN.md)."""
     from wmfm.xapp import inference
-    why = inference.available("tensorrt")
-    if why is not None:
-        raise ConfigError(f"--tensorrt: {why}")
     for precision in ("fp32", "fp16") if fp16 else ("fp32",):
         inference.load("tensorrt", artifact, precision=precision).close()
     print(f"tensorrt      engines cached in {artifact.root / 'engines'}")

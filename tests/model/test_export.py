@@ -86,6 +86,9 @@ def test_export_refuses_what_it_cannot_validate(tiny, tmp_path, artifact):
     assert rc == 2 and not (tmp_path / "enc").exists()
     assert main(["export", "--checkpoint", str(out / "model.pt"), "--out", str(tmp_path / "x"),
                  "--cache", str(tmp_path)]) == 2
+    if inference.available("tensorrt") is not None:   # asking for engines where they cannot be built
+        assert main(["export", "--checkpoint", str(out / "model.pt"), "--out", str(tmp_path / "t"), "--tensorrt"]) == 2
+        assert not (tmp_path / "t").exists()
 
 
 def test_fp16_pass_keeps_io_and_csi_normalisation_in_fp32(artifact):

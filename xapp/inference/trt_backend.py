@@ -58,8 +58,12 @@ def gpu_name(device: int = 0) -> str:
     return (name.decode() if isinstance(name, bytes) else str(name)).split("\x00")[0].strip()
 
 
+# how engines are built (TF32 off, one profile); change it and cached engines are rebuilt
+BUILD_RECIPE = "strongly-typed/no-tf32/profile-1/v1"
+
+
 def engine_key(onnx_sha256: str, trt_version: str, gpu: str, precision: str, opt_batch: int, max_batch: int) -> str:
-    blob = json.dumps([onnx_sha256, trt_version, gpu, precision, opt_batch, max_batch])
+    blob = json.dumps([onnx_sha256, trt_version, gpu, precision, opt_batch, max_batch, BUILD_RECIPE])
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -111,18 +115,23 @@ def build_engine(onnx_path: Path, cache_dir: Path, precision: str, opt_batch: in
     slug = "".join(c if c.isalnum() else "_" for c in gpu)
     tc_path = cache_dir / f"timing-{trt.__version__}-{slug}.cache"
     timing = config.create_timing_cache(tc_path.read_bytes() if tc_path.is_file() else b"")
-    config.set_timing_cache(timing, ignore_mismatch=False)
+    if timing is None or not config.set_timing_cache(timing, ignore_mismatch=False):
+        log(f"{tc_path.name}: unusable timing cache: starting a new one")
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     t0 = time.perf_counter()
     blob = builder.build_serialized_network(network, config)
     if blob is None:
         raise RuntimeError(f"{onnx_path}: TensorRT engine build failed (see the TensorRT log above)")
     data = bytes(blob)
-    _write_atomic(tc_path, bytes(config.get_timing_cache().serialize()))
-    _write_atomic(path, data)
-    side.write_text(json.dumps({"onnx": onnx_path.name, "onnx_sha256": onnx_sha256, "tensorrt": trt.__version__,
-                                "gpu": gpu, "precision": precision, "opt_batch": opt_batch, "max_batch": max_batch,
-                                "engine_sha256": hashlib.sha256(data).hexdigest(),
-                                "build_s": round(time.perf_counter() - t0, 2)}, indent=2))
+    _write_atomic(path, data)                        # the engine first: a timing-cache problem must not lose it
+    _write_atomic(side, json.dumps({"onnx": onnx_path.name, "onnx_sha256": onnx_sha256, "tensorrt": trt.__version__,
+                                    "gpu": gpu, "precision": precision, "opt_batch": opt_batch,
+                                    "max_batch": max_batch, "recipe": BUILD_RECIPE,
+                                    "engine_sha256": hashlib.sha256(data).hexdigest(),
+                                    "build_s": round(time.perf_counter() - t0, 2)}, indent=2).encode())
+    tc = config.get_timing_cache()
+    if tc is not None:
+        _write_atomic(tc_path, bytes(tc.serialize()))
     log(f"built {path.name} ({precision}, batch 1..{max_batch}) in {time.perf_counter() - t0:.1f} s")
     return data
 
@@ -145,41 +154,64 @@ class _Buffer:
 
 
 class _Engine:
-    """One graph's engine, execution context and I/O buffers on a shared stream."""
+    """One graph's engine, its execution contexts and I/O buffers on a shared stream.
+
+    Batch 1 runs on its own context, captured once as a CUDA graph: a captured graph is tied
+    to its context's shapes and state, which the general context changes for every batch size.
+    """
 
     def __init__(self, runtime, data: bytes, graph: Graph, max_batch: int, stream, cuda_graph: bool):
         import tensorrt as trt
-        self.engine = runtime.deserialize_cuda_engine(data)
-        if self.engine is None:
-            raise RuntimeError(f"{graph.name}: the TensorRT engine could not be deserialised")
-        self.context = self.engine.create_execution_context()
-        self.graph, self.stream, self.use_graph = graph, stream, cuda_graph
-        names = {self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)}
-        want = {s.name for s in (*graph.inputs, *graph.outputs)}
-        if names != want:
-            raise RuntimeError(f"{graph.name}: engine tensors {sorted(names)} != manifest {sorted(want)}")
-        self.buffers = {}
-        for spec in (*graph.inputs, *graph.outputs):
-            if self.engine.get_tensor_dtype(spec.name) != trt.DataType.FLOAT:
-                raise RuntimeError(f"{graph.name}.{spec.name}: engine I/O must be FP32")
-            self.buffers[spec.name] = _Buffer((max_batch, *spec.shape[1:]))
-            self.context.set_tensor_address(spec.name, int(self.buffers[spec.name].device))
-        self.exec_graph = None
+        self.graph, self.stream = graph, stream
+        self.buffers, self.exec_graph, self.context, self.graph_ctx = {}, None, None, None
+        try:
+            self.engine = runtime.deserialize_cuda_engine(data)
+            if self.engine is None:
+                raise RuntimeError(f"{graph.name}: the TensorRT engine could not be deserialised")
+            names = {self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)}
+            want = {s.name for s in (*graph.inputs, *graph.outputs)}
+            if names != want:
+                raise RuntimeError(f"{graph.name}: engine tensors {sorted(names)} != manifest {sorted(want)}")
+            for spec in (*graph.inputs, *graph.outputs):
+                if self.engine.get_tensor_dtype(spec.name) != trt.DataType.FLOAT:
+                    raise RuntimeError(f"{graph.name}.{spec.name}: engine I/O must be FP32")
+                self.buffers[spec.name] = _Buffer((max_batch, *spec.shape[1:]))
+            self.context = self._new_context()
+            if cuda_graph:
+                self.graph_ctx = self._new_context()
+                for spec in graph.inputs:
+                    self.graph_ctx.set_input_shape(spec.name, (1, *spec.shape[1:]))
+        except BaseException:
+            self.close()
+            raise
 
-    def _enqueue(self) -> None:
-        if not self.context.execute_async_v3(int(self.stream)):
-            raise RuntimeError(f"{self.graph.name}: execute_async_v3 failed")
+    def _new_context(self):
+        ctx = self.engine.create_execution_context()
+        for name, buf in self.buffers.items():
+            ctx.set_tensor_address(name, int(buf.device))
+        return ctx
+
+    def _enqueue(self, ctx) -> bool:
+        return bool(ctx.execute_async_v3(int(self.stream)))
 
     def _capture(self) -> None:
-        """Record batch-1 execution as a CUDA graph (after one normal run, as TensorRT asks)."""
+        """Record batch-1 execution as a CUDA graph, after one normal run (as TensorRT asks).
+        A failed capture always ends the capture and falls back to plain enqueues."""
         cudart = _cudart()
-        self._enqueue()
+        if not self._enqueue(self.graph_ctx):
+            raise RuntimeError(f"{self.graph.name}: execute_async_v3 failed")
         _ck(cudart.cudaStreamSynchronize(self.stream))
         _ck(cudart.cudaStreamBeginCapture(self.stream, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal))
-        self._enqueue()
-        g = _ck(cudart.cudaStreamEndCapture(self.stream))
-        self.exec_graph = _ck(cudart.cudaGraphInstantiate(g, 0))
-        _ck(cudart.cudaGraphDestroy(g))
+        ok = self._enqueue(self.graph_ctx)
+        err, g = cudart.cudaStreamEndCapture(self.stream)
+        if ok and int(err) == 0:
+            err, exec_graph = cudart.cudaGraphInstantiate(g, 0)
+            self.exec_graph = exec_graph if int(err) == 0 else None
+        if g is not None:
+            cudart.cudaGraphDestroy(g)
+        if self.exec_graph is None:
+            cudart.cudaGetLastError()                   # clear the sticky error of the failed capture
+            self.graph_ctx = None                       # plain enqueues from now on
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         cudart = _cudart()
@@ -188,15 +220,17 @@ class _Engine:
         for spec in self.graph.inputs:
             buf = self.buffers[spec.name]
             buf.host[:b] = feeds[spec.name]
-            self.context.set_input_shape(spec.name, (b, *spec.shape[1:]))
             _ck(cudart.cudaMemcpyAsync(buf.device, buf.host_ptr, buf.nbytes // buf.host.shape[0] * b, h2d,
                                        self.stream))
-        if b == 1 and self.use_graph:
-            if self.exec_graph is None:
-                self._capture()
+        if b == 1 and self.graph_ctx is not None and self.exec_graph is None:
+            self._capture()
+        if b == 1 and self.exec_graph is not None:
             _ck(cudart.cudaGraphLaunch(self.exec_graph, self.stream))
         else:
-            self._enqueue()
+            for spec in self.graph.inputs:
+                self.context.set_input_shape(spec.name, (b, *spec.shape[1:]))
+            if not self._enqueue(self.context):
+                raise RuntimeError(f"{self.graph.name}: execute_async_v3 failed")
         for spec in self.graph.outputs:
             buf = self.buffers[spec.name]
             _ck(cudart.cudaMemcpyAsync(buf.host_ptr, buf.device, buf.nbytes // buf.host.shape[0] * b, d2h,
@@ -205,8 +239,12 @@ class _Engine:
         return [self.buffers[s.name].host[:b].copy() for s in self.graph.outputs]
 
     def close(self) -> None:
+        cudart = _cudart()
+        cudart.cudaStreamSynchronize(self.stream)       # nothing in flight on memory about to be freed
         if self.exec_graph is not None:
-            _cudart().cudaGraphExecDestroy(self.exec_graph)
+            cudart.cudaGraphExecDestroy(self.exec_graph)
+            self.exec_graph = None
+        self.graph_ctx = self.context = None
         for buf in self.buffers.values():
             buf.free()
         self.buffers = {}
@@ -262,6 +300,7 @@ class TensorRTBackend(Backend):
             raise
 
     def _run(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        _ck(_cudart().cudaSetDevice(self.device))       # the current device is per thread
         return self.engines[graph].run(feeds)
 
     def describe(self) -> dict:
