@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  := torch==2.13.0
 DEMO   := .cache/demo
 
-.PHONY: setup test test-all lint demo experiment-cpu bench-twin bench-model gpu-check clean
+.PHONY: setup test test-all lint proto descriptor demo experiment-cpu bench-twin bench-model gpu-check clean
 
 $(VENV)/.done: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,17 @@ test-all: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# Regenerate proto/*_pb2.py (committed; tests/xapp/test_codec.py checks they are current)
+proto: setup
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=proto proto/*.proto
+
+# Regenerate deploy/descriptor/schema.json from xapp/config.py (a test checks it is current)
+descriptor: setup
+	$(PY) -m wmfm.xapp.schema > deploy/descriptor/schema.json
+
 # The main job on embedded defaults: twin -> cache -> WMFM pretraining -> heads and E2E at
 # six label fractions x 3 seeds -> report (the `tiny` preset) -> ONNX export with parity ->
-# backend benchmark (~2.5 min on 2 cores).
+# backend benchmark (~2 min on 2 cores after set-up).
 demo: setup
 	$(VENV)/bin/wmfm experiment --preset tiny --out $(DEMO)
 	$(VENV)/bin/wmfm twin show --scenario $(DEMO)/data/twin --scene 250 --out $(DEMO)/scene_250.png

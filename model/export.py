@@ -117,7 +117,8 @@ def held_out(cache: str | Path, model_cfg, n: int) -> dict[str, np.ndarray]:
     if len(idx) == 0:
         raise ConfigError(f"{cache}: the test split is empty: no held-out samples for parity")
     idx = idx[np.unique(np.linspace(0, len(idx) - 1, min(n, len(idx))).round().astype(int))]
-    return {"csi": data.csi[idx].numpy(), "image": data.image_batch(idx).numpy(), "index": idx.numpy()}
+    return {"csi": data.csi[idx].numpy(), "image": data.image_batch(idx).numpy(), "index": idx.numpy(),
+            "source_size": list(data.meta.get("image_size") or model_cfg.image_size)}
 
 
 @torch.no_grad()
@@ -250,6 +251,7 @@ def export(ckpt_path: str | Path, out: str | Path, cache: str | Path | None = No
                             **{k: v[:n_ref] for k, v in ref.items()})
         shutil.copyfile(ckpt_path, tmp / "model.pt")
         manifest = _manifest(ckpt, ckpt_path, model, heads, graphs, result, opset, max_batch, tmp)
+        manifest["preprocessing"]["image"]["source_size"] = held["source_size"]
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         tmp.chmod(0o755)                                  # mkdtemp makes it private
         if out.exists():
@@ -284,8 +286,8 @@ def _manifest(ckpt, ckpt_path, model, heads, graphs, parity_res, opset, max_batc
                     "normalisation": "per-sample power normalisation inside the graph (absolute scale ignored)"},
             "image": {"input": "image", "layout": ["batch", "rgb", "height", "width"],
                       "size": list(cfg.image_size), "dtype": "float32", "scale": 1 / 255, "range": [0.0, 1.0],
-                      "color": "RGB", "resize": "decode, PIL bilinear with antialiasing to the cache size, then "
-                                                "area to `size` (as the dataset cache and training did)",
+                      "color": "RGB", "resize": "decode, PIL bilinear with antialiasing to `source_size` (the "
+                                                "training cache's), then area to `size`, as training did",
                       "normalisation": "mean 0.45, std 0.25 inside the graph"},
         },
         "opset": opset,

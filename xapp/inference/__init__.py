@@ -17,6 +17,7 @@ import importlib
 from pathlib import Path
 
 from wmfm.artifact import Artifact, ArtifactError, InputError
+from wmfm.config import ConfigError
 
 from .base import Backend, Encoded, HeadsOut
 
@@ -31,7 +32,7 @@ __all__ = ["BACKENDS", "NAMES", "Artifact", "ArtifactError", "Backend", "Encoded
            "available", "load", "resolve"]
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(ConfigError):
     """The backend's library or device is not on this host (message says which)."""
 
 

@@ -1,0 +1,89 @@
+import contextlib
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+from wmfm.sim.dataset import load as load_cache
+from wmfm.xapp import codec
+from wmfm.xapp.app import XApp
+from wmfm.xapp.config import load as load_config
+
+
+@pytest.fixture(scope="session")
+def samples(tiny):
+    """Test-split CSI [N, 2, 32, 64] and camera images [N, 32, 32, 3] u8 of the tiny experiment's cache."""
+    c = load_cache(tiny[0] / "data" / "cache", mmap=False)
+    idx = np.nonzero(c["split"] == 2)[0]
+    return {"csi": c["csi"][idx].astype(np.float32), "images": c["images"][idx], "scene": c["scene"][idx]}
+
+
+class Sender:
+    """PUSH sockets to a running xApp's indication and frame endpoints."""
+
+    def __init__(self, app: XApp, ctx: zmq.Context | None = None, curve_keys=None):
+        self.ctx = ctx or zmq.Context.instance()
+        self.ind, self.frames = self.ctx.socket(zmq.PUSH), self.ctx.socket(zmq.PUSH)
+        for s, name in ((self.ind, "indications"), (self.frames, "frames")):
+            s.setsockopt(zmq.LINGER, 1000)
+            s.setsockopt(zmq.SNDHWM, 100000)
+            s.setsockopt(zmq.SNDTIMEO, 300)             # a PUSH with no admitted peer would block forever
+            if curve_keys is not None:
+                s.curve_publickey, s.curve_secretkey, s.curve_serverkey = curve_keys
+            s.connect(app.endpoints[name])
+
+    @staticmethod
+    def _send(sock, buf: bytes) -> bool:
+        try:
+            sock.send(buf)
+            return True
+        except zmq.Again:
+            return False
+
+    def frame(self, cam: str, seq: int, t_ns: int, image: np.ndarray, encoding: str = "png") -> bool:
+        h, w = image.shape[:2]
+        return self._send(self.frames, codec.encode_frame(cam, seq, t_ns, codec.encode_image(image, encoding), w, h,
+                                                          encoding))
+
+    def indication(self, sn: int, t_ns: int, reports, ran: str = "gnb1", **kw) -> bool:
+        return self._send(self.ind, codec.encode_indication(ran, sn, t_ns, reports, **kw))
+
+    def close(self) -> None:
+        self.ind.close(linger=0)
+        self.frames.close(linger=0)
+
+
+@pytest.fixture
+def run_xapp(artifact):
+    """run_xapp(*overrides, redis=URL) -> a started XApp whose loop runs in a thread; stopped after the test."""
+    apps = []
+
+    @contextlib.contextmanager
+    def _noop():
+        yield
+
+    def start(*overrides, redis=None):
+        cfg = load_config(None, [f"artifact={artifact}", "indications.endpoint=tcp://127.0.0.1:*",
+                                 "frames.endpoint=tcp://127.0.0.1:*", "http.port=0", "http.host=127.0.0.1",
+                                 *overrides], env={})
+        app = XApp(cfg, redis_url=redis).start()
+        th = threading.Thread(target=app.run, daemon=True)
+        th.start()
+        apps.append((app, th))
+        return app
+
+    yield start
+    for app, th in apps:
+        app.stop()
+        th.join(timeout=30)
+
+
+def wait_for(cond, timeout: float = 10.0, step: float = 0.02):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        v = cond()
+        if v:
+            return v
+        time.sleep(step)
+    return cond()

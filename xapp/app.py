@@ -1,0 +1,280 @@
+"""The xApp: start-up, the receive -> sync -> micro-batch -> infer -> Redis loop, and drain.
+
+    startup   config (validated) -> artifact (hashes) -> backend (warmed) -> Redis -> sockets -> HTTP
+    loop      one thread: poll both sockets, drain what is there (frames first), decode, track
+              SNs, pair with frames, run micro-batches, write insights (one pipeline per batch)
+    drain     SIGTERM/SIGINT: stop reading, settle waiting reports, infer and write everything
+              in flight within `drain_s`, close, exit 0
+
+One thread does the work: at these rates a batch is 1-3 ms, messages that arrive meanwhile
+wait in the ZeroMQ queues (bounded by RCVHWM) and make the next batch larger, which is the
+micro-batching the CPU needs. The HTTP server and the CURVE authenticator run beside it.
+Errors: a bad message is counted by reason and dropped; Redis trouble is buffered and
+retried (sink.py); a bad config or artifact stops start-up with one line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections import deque
+
+import zmq
+
+from wmfm.artifact import Artifact
+from wmfm.config import to_dict
+
+from . import inference
+from .codec import DecodeError, Limits, decode_frame, decode_indication
+from .config import XAppConfig
+from .infer import Engine
+from .metrics import Metrics
+from .records import Pairing
+from .redis_server import EmbeddedRedis
+from .sink import RedisSink, connect
+from .status import StatusServer
+from .sync import FrameSync, SNTracker
+from .transport import Curve, open_socket
+
+DRAIN_PER_POLL = 2000          # messages read per socket per loop turn before looking at the other
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, as the RIC's mdclog writes: ts (ms), crit, id, mdc, msg."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({"ts": int(record.created * 1000), "crit": record.levelname, "id": "wmfm-xapp",
+                           "mdc": getattr(record, "mdc", {}), "msg": record.getMessage()})
+
+
+def logger(level: str = "INFO") -> logging.Logger:
+    log = logging.getLogger("wmfm.xapp")
+    if not log.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(JsonFormatter())
+        log.addHandler(h)
+        log.propagate = False
+    log.setLevel(level)
+    return log
+
+
+class XApp:
+    def __init__(self, cfg: XAppConfig, redis_url: str | None = None):
+        self.cfg = cfg
+        self.redis_url = redis_url or cfg.redis.url
+        self.log = logger(cfg.log_level)
+        self.metrics = Metrics()
+        self.stop_event = threading.Event()
+        self.ready = False
+        self.ctx = self.curve = self.status = self.embedded = self.backend = None
+        self.socks: dict[str, zmq.Socket] = {}
+        self.endpoints: dict[str, str] = {}
+
+    # --- start-up --------------------------------------------------------------------
+    def start(self) -> XApp:
+        """Everything the loop needs; raises ConfigError/ArtifactError with one line on a bad config."""
+        cfg = self.cfg
+        try:
+            self.artifact = Artifact.load(cfg.artifact)
+            name = inference.resolve(cfg.backend.name)
+            opts = {} if name == "torch" else {"precision": cfg.backend.precision}
+            if cfg.backend.threads and name != "tensorrt":
+                opts["threads"] = cfg.backend.threads
+            self.backend = inference.load(name, self.artifact, **opts)
+            self.backend.warmup((1, min(cfg.batch.max_batch, self.artifact.max_batch)))
+            mc = self.artifact.manifest["model_config"]
+            pre = self.artifact.manifest["preprocessing"]["image"]
+            cams = {c: ((v.width, v.height) if v.width and v.height else None) for c, v in cfg.cameras.items()}
+            src = tuple(pre["source_size"]) if pre.get("source_size") else None
+            self.limits_ind, self.limits_frames = (
+                Limits(mc["n_ant"], mc["n_sc"], tuple(mc["image_size"]), src, cams, getattr(cfg, s).max_message_bytes)
+                for s in ("indications", "frames"))
+            self.engine = Engine(self.backend, cfg.los_threshold, self.artifact.version,
+                                 reuse_frames=cfg.batch.reuse_frames)
+            self.sync = FrameSync(cfg.sync, list(cfg.cameras))
+            self.sn = SNTracker()
+            if self.redis_url == "embedded":
+                self.embedded = EmbeddedRedis().start()
+                self.redis_url = self.embedded.url
+            self.sink = RedisSink(connect(self.redis_url, cfg.redis), cfg.redis, self.metrics)
+            if not self.sink.ping():
+                self.log.warning("Redis does not answer yet: insights are buffered until it does",
+                                 extra={"mdc": {"redis": self.redis_url}})
+            self.ctx = zmq.Context()
+            self.curve = Curve(self.ctx, cfg.curve) if cfg.curve.enabled else None
+            for name in ("frames", "indications"):
+                self.socks[name], self.endpoints[name] = open_socket(self.ctx, getattr(cfg, name), self.curve, name)
+            self.status = StatusServer(cfg.http.host, cfg.http.port, self).start()
+        except BaseException:
+            self.close()
+            raise
+        self.ready = True
+        self.log.info("ready", extra={"mdc": {"model": self.artifact.version, "backend": self.backend.describe(),
+                                              "endpoints": self.endpoints, "http_port": self.status.port,
+                                              "redis": self.redis_url}})
+        return self
+
+    def not_ready(self) -> list[str]:
+        problems = []
+        if not self.ready:
+            problems.append("starting or draining")
+        if not self.socks:
+            problems.append("sockets not bound")
+        if getattr(self, "sink", None) is None or not self.sink.ping():
+            problems.append("redis does not answer")
+        return problems
+
+    def describe(self) -> dict:
+        return {"config": to_dict(self.cfg), "model": self.artifact.version,
+                "backend": self.backend.describe() if self.backend else None, "endpoints": self.endpoints,
+                "redis": self.redis_url, "http_port": self.status.port if self.status else None}
+
+    # --- the loop --------------------------------------------------------------------
+    def _decode(self, socket: str, decode, limits: Limits, buf: bytes, now: int):
+        """The record, or None after counting the reason (a bad message never stops the loop)."""
+        t0 = time.perf_counter()
+        try:
+            rec = decode(buf, limits, now)
+        except DecodeError as exc:
+            self.metrics.decode_errors.labels(socket, exc.reason).inc()
+            self.log.debug("message dropped", extra={"mdc": {"socket": socket, "reason": exc.reason,
+                                                             "detail": exc.detail}})
+            return None
+        self.metrics.stage.labels("decode").observe(time.perf_counter() - t0)
+        return rec
+
+    def _on_frame(self, buf: bytes, now: int, ready: deque) -> None:
+        frame = self._decode("frames", decode_frame, self.limits_frames, buf, now)
+        if frame is not None:
+            for p in self.sync.add_frame(frame):
+                self._ready(p, now, ready)
+
+    def _on_indication(self, buf: bytes, now: int, ready: deque) -> None:
+        ind = self._decode("indications", decode_indication, self.limits_ind, buf, now)
+        if ind is None:
+            return
+        event, missing = self.sn.observe(ind.stream, ind.sn)
+        if event != "ok":
+            self.metrics.sn.labels(event).inc()
+            self.metrics.sn_missing.inc(missing)
+            if event == "duplicate":
+                return
+        camera = self.cfg.camera_for(ind.cell)
+        self.metrics.reports.inc(len(ind.reports))
+        for r in ind.reports:
+            p = self.sync.add_report(r, camera, now)
+            if p is not None:
+                self._ready(p, now, ready)
+
+    def _ready(self, p: Pairing, now: int, ready: deque) -> None:
+        if len(ready) >= self.cfg.batch.queue:
+            self.metrics.dropped.labels("queue_full").inc()
+            return
+        p.ready_ns = now
+        self.metrics.sync.labels("fused" if p.frame is not None else "csi_only").inc()
+        self.metrics.stage.labels("sync_wait").observe(max(0, now - p.report.received_ns) / 1e9)
+        ready.append(p)
+
+    def _run_batches(self, ready: deque, force: bool) -> None:
+        max_batch, max_wait = self.cfg.batch.max_batch, self.cfg.batch.max_wait_us * 1000
+        while ready and (force or len(ready) >= max_batch or time.time_ns() - ready[0].ready_ns >= max_wait):
+            batch = [ready.popleft() for _ in range(min(max_batch, len(ready)))]
+            t0 = time.perf_counter()
+            now = time.time_ns()
+            for p in batch:
+                self.metrics.stage.labels("queue").observe(max(0, now - p.ready_ns) / 1e9)
+            insights = self.engine.run(batch)
+            self.metrics.stage.labels("infer").observe(time.perf_counter() - t0)
+            self.metrics.batch.observe(len(batch))
+            for x in insights:
+                self.metrics.insights.labels(x.mode).inc()
+            self.sink.publish(insights)
+        self.metrics.queue.set(len(ready))
+
+    def _poll_timeout_ms(self, ready: deque) -> float:
+        now = time.time_ns()
+        waits = [100.0]                                              # look at the stop flag 10x a second
+        if ready:
+            waits.append((ready[0].ready_ns + self.cfg.batch.max_wait_us * 1000 - now) / 1e6)
+        dl = self.sync.next_deadline_ns()
+        if dl is not None:
+            waits.append((dl - now) / 1e6)
+        if self.sink.buffer:
+            waits.append(max(0.0, (self.sink.retry_at - time.monotonic()) * 1e3))
+        return max(0.0, min(waits))
+
+    def run(self) -> int:
+        """The loop, until stop(); then drain. Returns the exit status (0)."""
+        poller = zmq.Poller()
+        socks = [(self.socks["frames"], self._on_frame), (self.socks["indications"], self._on_indication)]
+        for s, _ in socks:
+            poller.register(s, zmq.POLLIN)
+        ready: deque[Pairing] = deque()
+        while not self.stop_event.is_set():
+            events = dict(poller.poll(self._poll_timeout_ms(ready)))
+            for sock, handle in socks:                               # frames first: a frame settles waiting CSI
+                if sock not in events:
+                    continue
+                for _ in range(DRAIN_PER_POLL):
+                    try:
+                        buf = sock.recv(zmq.NOBLOCK, copy=True)
+                    except zmq.Again:
+                        break
+                    name = "frames" if handle == self._on_frame else "indications"
+                    self.metrics.messages.labels(name).inc()
+                    handle(buf, time.time_ns(), ready)
+            for p in self.sync.expire(time.time_ns()):
+                self._ready(p, time.time_ns(), ready)
+            self.metrics.waiting.set(self.sync.pending())
+            self._run_batches(ready, force=False)
+            self.sink.flush()
+        return self._drain(ready)
+
+    def _drain(self, ready: deque) -> int:
+        """Stop taking input; everything already received is inferred and written within drain_s."""
+        self.ready = False
+        deadline = time.monotonic() + self.cfg.drain_s
+        now = time.time_ns()
+        for p in self.sync.flush():
+            self._ready(p, now, ready)
+        self._run_batches(ready, force=True)
+        while self.sink.buffer and time.monotonic() < deadline:
+            self.sink.retry_at = min(self.sink.retry_at, time.monotonic())
+            if not self.sink.flush():
+                time.sleep(0.05)
+        left = len(self.sink.buffer)
+        self.log.info("drained", extra={"mdc": {"written": self.sink.written, "unwritten": left}})
+        self.close()
+        return 0
+
+    # --- lifecycle -------------------------------------------------------------------
+    def stop(self, *_args) -> None:
+        self.stop_event.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def close(self) -> None:
+        self.ready = False
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+        for s in self.socks.values():
+            s.close(linger=0)
+        self.socks = {}
+        if self.curve is not None:
+            self.curve.stop()
+            self.curve = None
+        if self.ctx is not None:
+            self.ctx.term()
+            self.ctx = None
+        if self.backend is not None:
+            self.backend.close()
+        if self.embedded is not None:
+            self.embedded.close()
+            self.embedded = None

@@ -1,0 +1,253 @@
+"""The only module that touches bytes: protobuf messages <-> typed records (records.py).
+
+Decoding validates every field against the ranges written in the `.proto` comments and
+raises `DecodeError(reason, detail)`; the app counts the reason and drops the message.
+Reasons (the `reason` label of `wmfm_decode_errors_total`):
+
+    parse        not a valid protobuf message of the expected type
+    oversize     larger than the configured maximum message size
+    range        a field outside its documented range (the detail names it)
+    sm_version   unknown service model name or version
+    shape        CSI shape wrong, or not the model's antennas x subcarriers
+    dtype        unknown CSI dtype
+    length       CSI data length does not match shape x dtype
+    nonfinite    NaN or Inf in the CSI
+    camera       unknown camera id
+    image        the image does not decode
+    image_size   the decoded image is not the declared (or configured) size
+
+Encoding (used by the replay simulator and the load generator) builds the same messages.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from google.protobuf.message import DecodeError as _PBDecodeError
+from PIL import Image
+from wmfm.proto import camera_pb2, csi_sm_pb2, insight_pb2, ric_indication_pb2
+
+from .records import CSIReport, Frame, Indication, Insight
+
+SM_NAME, SM_VERSION = "WMFM-CSI", "1.0"
+REASONS = ("parse", "oversize", "range", "sm_version", "shape", "dtype", "length", "nonfinite", "camera", "image",
+           "image_size")
+_NAME = re.compile(r"^[A-Za-z0-9._:\-]{1,150}$")
+_PLMN = re.compile(r"^[0-9]{5,6}$")
+_ITEM = {csi_sm_pb2.COMPLEX64: np.dtype("<f4"), csi_sm_pb2.COMPLEX32: np.dtype("<f2")}
+
+
+class DecodeError(ValueError):
+    def __init__(self, reason: str, detail: str):
+        assert reason in REASONS, reason
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def _range(ok: bool, what: str) -> None:
+    if not ok:
+        raise DecodeError("range", what)
+
+
+def _parse(cls, buf: bytes, what: str):
+    msg = cls()
+    try:
+        msg.ParseFromString(buf)
+    except (_PBDecodeError, RuntimeError, ValueError) as exc:
+        raise DecodeError("parse", f"{what}: {exc}") from None
+    return msg
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the decoder accepts: the model's CSI layout, image size, cameras and sizes."""
+    n_ant: int                          # ue_ant * bs_ant the model takes
+    n_sc: int                           # subcarriers
+    image_size: tuple[int, int]         # (H, W) the model takes
+    source_size: tuple[int, int] | None = None   # (H, W) the training cache held (resize chain), or None
+    cameras: dict | None = None         # camera_id -> (width, height) expected, or None for any size;
+                                        # None: any camera id is accepted
+    max_message_bytes: int = 4 << 20
+    max_reports: int = 256
+
+
+def decode_indication(buf: bytes, lim: Limits, received_ns: int) -> Indication:
+    """RICIndication bytes -> Indication with one CSIReport per UE, or DecodeError."""
+    if len(buf) > lim.max_message_bytes:
+        raise DecodeError("oversize", f"indication of {len(buf)} bytes > {lim.max_message_bytes}")
+    m = _parse(ric_indication_pb2.RICIndication, buf, "RICIndication")
+    _range(m.ric_requestor_id <= 65535, f"ric_requestor_id {m.ric_requestor_id} > 65535")
+    _range(m.ric_instance_id <= 65535, f"ric_instance_id {m.ric_instance_id} > 65535")
+    _range(m.ran_function_id <= 4095, f"ran_function_id {m.ran_function_id} > 4095")
+    _range(m.ric_action_id <= 255, f"ric_action_id {m.ric_action_id} > 255")
+    _range(m.ric_indication_sn <= 65535, f"ric_indication_sn {m.ric_indication_sn} > 65535")
+    _range(m.ric_indication_type in (ric_indication_pb2.REPORT, ric_indication_pb2.INSERT),
+           f"ric_indication_type {m.ric_indication_type} (REPORT or INSERT)")
+    _range(bool(_NAME.match(m.ran_name)), f"ran_name {m.ran_name[:40]!r} (1..150 of [A-Za-z0-9._:-])")
+    _range(m.HasField("cell"), "cell missing")
+    _range(bool(_PLMN.match(m.cell.plmn_id)), f"cell.plmn_id {m.cell.plmn_id[:12]!r} (5 or 6 digits)")
+    _range(m.cell.nr_cell_id < 1 << 36, f"cell.nr_cell_id {m.cell.nr_cell_id} >= 2^36")
+    _range(1 <= len(m.ric_indication_header) <= 4096, f"header of {len(m.ric_indication_header)} bytes (1..4096)")
+    _range(len(m.ric_indication_message) >= 1, "empty message")
+
+    h = _parse(csi_sm_pb2.CSIIndicationHeader, m.ric_indication_header, "CSIIndicationHeader")
+    if (h.sm_name, h.sm_version) != (SM_NAME, SM_VERSION):
+        raise DecodeError("sm_version", f"service model {h.sm_name[:40]!r} {h.sm_version[:20]!r} "
+                                        f"(this decoder knows {SM_NAME} {SM_VERSION})")
+    _range(h.collection_time_ns > 0, "collection_time_ns must be > 0")
+    body = _parse(csi_sm_pb2.CSIIndicationMessage, m.ric_indication_message, "CSIIndicationMessage")
+    _range(1 <= len(body.reports) <= lim.max_reports, f"{len(body.reports)} reports (1..{lim.max_reports})")
+    cell = f"{m.cell.plmn_id}:{m.cell.nr_cell_id}"
+    reports, seen = [], set()
+    for r in body.reports:
+        _range(r.ue_id < 1 << 40, f"ue_id {r.ue_id} >= 2^40")
+        _range(r.ue_id not in seen, f"ue_id {r.ue_id} twice in one indication")
+        seen.add(r.ue_id)
+        snr = r.snr_db if r.HasField("snr_db") else None
+        _range(snr is None or -50.0 <= snr <= 100.0, f"snr_db {snr} (-50..100)")
+        reports.append(CSIReport(m.ran_name, cell, r.ue_id, m.ric_indication_sn, h.collection_time_ns,
+                                 _csi(r, lim), snr, received_ns))
+    return Indication(m.ran_name, m.ran_function_id, m.ric_action_id, m.ric_requestor_id, m.ric_instance_id,
+                      m.ric_indication_sn, cell, h.collection_time_ns, tuple(reports), received_ns)
+
+
+def _csi(r, lim: Limits) -> np.ndarray:
+    """UECSIReport -> [2, ue_ant*bs_ant, K] float32."""
+    shape = tuple(r.shape)
+    if len(shape) != 3 or not all(1 <= d <= 4096 for d in shape):
+        raise DecodeError("shape", f"ue {r.ue_id}: shape {list(shape)[:6]} (3 dims, each 1..4096)")
+    if (shape[0] * shape[1], shape[2]) != (lim.n_ant, lim.n_sc):
+        raise DecodeError("shape", f"ue {r.ue_id}: shape {list(shape)}: the model takes ue_ant*bs_ant = {lim.n_ant}, "
+                                   f"{lim.n_sc} subcarriers")
+    item = _ITEM.get(r.dtype)
+    if item is None:
+        raise DecodeError("dtype", f"ue {r.ue_id}: dtype {r.dtype} (COMPLEX64 or COMPLEX32)")
+    n = shape[0] * shape[1] * shape[2]
+    if len(r.data) != 2 * n * item.itemsize:
+        raise DecodeError("length", f"ue {r.ue_id}: {len(r.data)} bytes for shape {list(shape)} "
+                                    f"({2 * n * item.itemsize} expected)")
+    scale = r.scale or 1.0
+    if not (np.isfinite(scale) and scale > 0):
+        raise DecodeError("range", f"ue {r.ue_id}: scale {scale} (finite, > 0)")
+    pairs = np.frombuffer(r.data, dtype=item).reshape(lim.n_ant, lim.n_sc, 2)
+    if not np.isfinite(pairs).all():
+        raise DecodeError("nonfinite", f"ue {r.ue_id}: NaN or Inf in the CSI")
+    out = np.ascontiguousarray(pairs.transpose(2, 0, 1), dtype=np.float32)
+    return out if scale == 1.0 else out * np.float32(scale)
+
+
+def decode_frame(buf: bytes, lim: Limits, received_ns: int) -> Frame:
+    """CameraFrame bytes -> Frame with the image at the model's size, or DecodeError."""
+    if len(buf) > lim.max_message_bytes:
+        raise DecodeError("oversize", f"frame of {len(buf)} bytes > {lim.max_message_bytes}")
+    m = _parse(camera_pb2.CameraFrame, buf, "CameraFrame")
+    _range(1 <= len(m.camera_id) <= 64, f"camera_id of {len(m.camera_id)} characters (1..64)")
+    if lim.cameras is not None and m.camera_id not in lim.cameras:
+        raise DecodeError("camera", f"unknown camera {m.camera_id[:64]!r}")
+    _range(m.capture_time_ns > 0, "capture_time_ns must be > 0")
+    _range(16 <= m.width <= 8192 and 16 <= m.height <= 8192, f"size {m.width}x{m.height} (16..8192)")
+    want = lim.cameras.get(m.camera_id) if lim.cameras else None
+    if want is not None and tuple(want) != (m.width, m.height):
+        raise DecodeError("image_size", f"camera {m.camera_id}: {m.width}x{m.height}, configured "
+                                        f"{want[0]}x{want[1]}")
+    return Frame(m.camera_id, m.frame_seq, m.capture_time_ns, _image(m, lim), received_ns)
+
+
+def _image(m, lim: Limits) -> np.ndarray:
+    h, w = lim.image_size
+    if m.encoding == camera_pb2.RAW_RGB8:
+        if len(m.data) != m.width * m.height * 3:
+            raise DecodeError("image_size", f"RAW_RGB8 of {len(m.data)} bytes for {m.width}x{m.height}")
+        im = Image.fromarray(np.frombuffer(m.data, np.uint8).reshape(m.height, m.width, 3))
+    elif m.encoding in (camera_pb2.JPEG, camera_pb2.PNG):
+        try:
+            im = Image.open(io.BytesIO(m.data))
+            if im.format not in ("JPEG", "PNG"):
+                raise DecodeError("image", f"camera {m.camera_id}: {im.format} data")
+            if im.size != (m.width, m.height):
+                raise DecodeError("image_size", f"camera {m.camera_id}: decoded {im.size[0]}x{im.size[1]}, "
+                                                f"declared {m.width}x{m.height}")
+            src = lim.source_size or (h, w)
+            im.draft("RGB", (src[1], src[0]))        # JPEG: decode at a reduced scale when much larger
+            im = im.convert("RGB")
+        except DecodeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - PIL raises many types for corrupt data
+            raise DecodeError("image", f"camera {m.camera_id}: {type(exc).__name__}: {exc}") from None
+    else:
+        raise DecodeError("range", f"encoding {m.encoding} (JPEG, PNG or RAW_RGB8)")
+    return resize(im, lim)
+
+
+def resize(im: Image.Image, lim: Limits) -> np.ndarray:
+    """As the dataset cache and training did: bilinear (antialiased) to the cache size, then
+    area to the model size (wmfm.sim.dataset.load_image, wmfm.model.data.load_data)."""
+    h, w = lim.image_size
+    src = lim.source_size or (h, w)
+    if im.size != (src[1], src[0]):
+        im = im.resize((src[1], src[0]), Image.BILINEAR, reducing_gap=2.0)
+    if (src[0], src[1]) != (h, w):
+        im = im.resize((w, h), Image.BOX)
+    return np.asarray(im, dtype=np.uint8)
+
+
+# --- encoding (replay simulator, load generator, tests) ---------------------------------
+def encode_indication(ran_name: str, sn: int, t_ns: int, reports: list[tuple[int, np.ndarray]],
+                      ue_ant: int = 1, ran_function_id: int = 2, ric_action_id: int = 1, plmn_id: str = "00101",
+                      nr_cell_id: int = 1, dtype: str = "complex64", snr_db: float | None = None,
+                      requestor_id: int = 1, instance_id: int = 1) -> bytes:
+    """reports: (ue_id, csi [2, ue_ant*bs_ant, K] float (re/im)) -> RICIndication bytes.
+    COMPLEX32 data is sent scaled by its largest magnitude (FP16 keeps ~3 significant digits of it)."""
+    msg = csi_sm_pb2.CSIIndicationMessage()
+    code, item = (csi_sm_pb2.COMPLEX64, "<f4") if dtype == "complex64" else (csi_sm_pb2.COMPLEX32, "<f2")
+    for ue_id, csi in reports:
+        csi = np.asarray(csi)
+        a, k = csi.shape[1:]
+        scale = float(np.abs(csi).max()) if dtype == "complex32" else 0.0
+        scale = scale if np.isfinite(scale) and scale > 0 else 0.0
+        r = msg.reports.add(ue_id=ue_id, shape=[ue_ant, a // ue_ant, k], dtype=code, scale=scale,
+                            data=np.ascontiguousarray(csi.transpose(1, 2, 0) / (scale or 1.0), dtype=item).tobytes())
+        if snr_db is not None:
+            r.snr_db = snr_db
+    hdr = csi_sm_pb2.CSIIndicationHeader(collection_time_ns=t_ns, sm_name=SM_NAME, sm_version=SM_VERSION)
+    ind = ric_indication_pb2.RICIndication(
+        ric_requestor_id=requestor_id, ric_instance_id=instance_id, ran_function_id=ran_function_id,
+        ric_action_id=ric_action_id, ric_indication_sn=sn % 65536, ric_indication_type=ric_indication_pb2.REPORT,
+        ric_indication_header=hdr.SerializeToString(), ric_indication_message=msg.SerializeToString(),
+        ran_name=ran_name, cell=ric_indication_pb2.NRCellGlobalId(plmn_id=plmn_id, nr_cell_id=nr_cell_id))
+    return ind.SerializeToString()
+
+
+def encode_frame(camera_id: str, seq: int, t_ns: int, data: bytes, width: int, height: int,
+                 encoding: str = "jpeg") -> bytes:
+    enc = {"jpeg": camera_pb2.JPEG, "png": camera_pb2.PNG, "raw": camera_pb2.RAW_RGB8}[encoding]
+    return camera_pb2.CameraFrame(camera_id=camera_id, frame_seq=seq, capture_time_ns=t_ns, encoding=enc,
+                                  width=width, height=height, data=data).SerializeToString()
+
+
+def encode_image(rgb: np.ndarray, encoding: str = "jpeg", quality: int = 90) -> bytes:
+    """[H, W, 3] uint8 -> JPEG/PNG bytes (raw: the array's bytes)."""
+    if encoding == "raw":
+        return np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buf, format="JPEG" if encoding == "jpeg" else "PNG",
+                                                          quality=quality)
+    return buf.getvalue()
+
+
+def encode_insight(x: Insight) -> bytes:
+    mode = insight_pb2.FUSED if x.mode == "fused" else insight_pb2.CSI_ONLY
+    return insight_pb2.Insight(ran_name=x.ran_name, ue_id=x.ue_id, source_time_ns=x.t_ns,
+                               published_ns=x.published_ns, sn=x.sn, p_los=x.p_los, los=x.los,
+                               x=x.position[0], y=x.position[1], z=x.position[2], mode=mode, model=x.model,
+                               camera_id=x.camera_id, frame_time_ns=x.frame_t_ns).SerializeToString()
+
+
+def decode_insight(buf: bytes) -> Insight:
+    m = _parse(insight_pb2.Insight, buf, "Insight")
+    return Insight(m.ran_name, m.ue_id, m.sn, m.source_time_ns, m.p_los, m.los, (m.x, m.y, m.z),
+                   "fused" if m.mode == insight_pb2.FUSED else "csi_only", m.model, m.camera_id, m.frame_time_ns,
+                   0, m.published_ns)

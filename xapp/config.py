@@ -1,0 +1,200 @@
+"""The xApp's configuration: the `controls` section of the O-RAN xApp descriptor.
+
+    deploy/descriptor/config-file.json   {"name": "wmfm-xapp", ..., "controls": {...}}
+    deploy/descriptor/schema.json        JSON schema of the controls (for the RIC's onboarder)
+
+Loaded into frozen dataclasses once at start: an unknown control or a wrong type stops
+start-up with one line naming the dotted field (`controls.sync.max_skew_ms: expected float,
+got str`). Overrides: `--set sync.max_skew_ms=30` on the command line or
+`WMFM__SYNC__MAX_SKEW_MS=30` in the environment (values parsed as JSON, else taken as strings).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from wmfm.config import ConfigError, check, from_dict
+
+ENV_PREFIX = "WMFM__"                        # WMFM__<SECTION>__<KEY>=value
+
+
+@dataclass(frozen=True)
+class SocketConfig:
+    """A ZeroMQ receive socket."""
+    endpoint: str = "tcp://127.0.0.1:5560"
+    mode: Literal["bind", "connect"] = "bind"
+    pattern: Literal["pull", "sub"] = "pull"
+    rcvhwm: int = 10000                     # messages queued in the socket before senders block/drop
+    max_message_bytes: int = 4 << 20        # larger messages are counted ("oversize") and dropped
+
+    def validate(self, where: str) -> None:
+        check("://" in self.endpoint, f"{where}.endpoint", f"expected a ZeroMQ endpoint, got {self.endpoint!r}")
+        check(self.rcvhwm >= 1, f"{where}.rcvhwm", "must be >= 1")
+        check(1024 <= self.max_message_bytes <= 256 << 20, f"{where}.max_message_bytes", "must be in [1 KiB, 256 MiB]")
+
+
+@dataclass(frozen=True)
+class CurveConfig:
+    """ZeroMQ CURVE: encryption + authentication; only allow-listed client public keys get in."""
+    enabled: bool = False
+    server_secret_key_file: str = ""        # a zmq.auth `.key_secret` file (zmq.auth.create_certificates)
+    allowed_clients_dir: str = ""           # folder of client `.key` public-key files: the allow-list
+
+    def validate(self, where: str) -> None:
+        if self.enabled:
+            check(bool(self.server_secret_key_file), f"{where}.server_secret_key_file", "required when enabled")
+            check(bool(self.allowed_clients_dir), f"{where}.allowed_clients_dir", "required when enabled")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    cells: tuple[str, ...] = ()             # "<plmn>:<nr_cell_id>" cells this camera sees; () = every cell
+    width: int = 0                          # expected frame size; 0 = any
+    height: int = 0
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    max_skew_ms: float = 100.0              # a frame pairs with CSI only if |t_frame - t_csi| <= this
+                                            # (one frame period at 10 fps: every CSI report has a frame)
+    deadline_ms: float = 3.0                # wait at most this (after the CSI arrived) for a nearer, later frame
+    frames_per_camera: int = 16             # ring buffer of recent frames per camera
+
+    def validate(self, where: str) -> None:
+        check(self.max_skew_ms >= 0, f"{where}.max_skew_ms", "must be >= 0")
+        check(self.deadline_ms >= 0, f"{where}.deadline_ms", "must be >= 0")
+        check(self.frames_per_camera >= 1, f"{where}.frames_per_camera", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    max_batch: int = 32                     # UEs per inference call
+    max_wait_us: int = 0                    # a partial batch waits at most this for more UEs; 0: run as soon
+                                            # as the sockets are drained (under load, what arrives during a
+                                            # batch forms the next one; on 2 cores waiting buys little)
+    queue: int = 4096                       # pending UEs before new ones are dropped ("queue_full")
+    reuse_frames: bool = True               # embed each camera frame once for all its UEs (false: per UE)
+
+    def validate(self, where: str) -> None:
+        check(1 <= self.max_batch <= 4096, f"{where}.max_batch", "must be in [1, 4096]")
+        check(self.max_wait_us >= 0, f"{where}.max_wait_us", "must be >= 0")
+        check(self.queue >= self.max_batch, f"{where}.queue", "must be >= max_batch")
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    name: Literal["auto", "onnxruntime", "tensorrt", "torch"] = "auto"
+    precision: Literal["fp32", "fp16"] = "fp32"
+    threads: int = 0                        # CPU threads (onnxruntime/torch); 0 = the library's default
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str = "embedded"                   # "embedded" (a private redis-server the app starts), redis://, rediss://, unix://
+    namespace: str = "wmfm"                 # SDL namespace: keys are "{wmfm},..."
+    stream_maxlen: int = 100000             # XADD MAXLEN ~ (approximate trim)
+    buffer: int = 100000                    # insights held in memory while Redis is unreachable (oldest dropped)
+    username: str = ""                      # ACL user
+    password_env: str = ""                  # name of the env variable holding the password (never in the file)
+    tls_ca_file: str = ""                   # rediss:// with this CA; client cert/key below for mutual TLS
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    retry_backoff_ms: tuple[float, float] = (50.0, 2000.0)   # exponential backoff: first, cap
+
+    def validate(self, where: str) -> None:
+        check(self.url == "embedded" or self.url.split("://")[0] in ("redis", "rediss", "unix"), f"{where}.url",
+              f"expected 'embedded' or a redis://, rediss:// or unix:// URL, got {self.url!r}")
+        check(bool(self.namespace) and "," not in self.namespace, f"{where}.namespace", "non-empty, no comma")
+        check(self.stream_maxlen >= 1 and self.buffer >= 1, f"{where}", "stream_maxlen and buffer must be >= 1")
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    host: str = "0.0.0.0"
+    port: int = 8080                        # 0 = a free port (tests)
+
+
+@dataclass(frozen=True)
+class XAppConfig:
+    artifact: str = "artifact"              # `wmfm export` output folder
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    indications: SocketConfig = field(default_factory=SocketConfig)
+    frames: SocketConfig = field(default_factory=lambda: SocketConfig(endpoint="tcp://127.0.0.1:5561"))
+    curve: CurveConfig = field(default_factory=CurveConfig)
+    cameras: dict[str, CameraConfig] = field(default_factory=lambda: {"cam0": CameraConfig()})
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    los_threshold: float = 0.5
+    drain_s: float = 5.0                    # SIGTERM: finish in-flight work within this, then exit
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def validate(self, where: str) -> None:
+        check(bool(self.cameras), f"{where}.cameras", "at least one camera")
+        if self.curve.enabled:
+            for name in ("indications", "frames"):
+                check(getattr(self, name).mode == "bind", f"{where}.{name}.mode",
+                      "must be bind with curve enabled (the xApp is the CURVE server)")
+        check(0.0 < self.los_threshold < 1.0, f"{where}.los_threshold", "must be in (0, 1)")
+        check(self.drain_s >= 0, f"{where}.drain_s", "must be >= 0")
+        owners: dict[str, str] = {}
+        for cam, c in self.cameras.items():
+            for cell in c.cells or ("*",):
+                check(cell not in owners, f"{where}.cameras.{cam}.cells",
+                      f"{cell} already belongs to {owners.get(cell)}")
+                owners[cell] = cam
+
+    def camera_for(self, cell: str) -> str | None:
+        """The camera that sees `cell` (a camera with no cells sees every cell)."""
+        for cam, c in self.cameras.items():
+            if cell in c.cells:
+                return cam
+        for cam, c in self.cameras.items():
+            if not c.cells:
+                return cam
+        return None
+
+
+def _set(tree: dict, dotted: str, raw: str, where: str) -> None:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    keys = dotted.split(".")
+    node = tree
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{where}: {dotted}: {k} is not a section")
+    node[keys[-1]] = value
+
+
+def load(path: str | Path | None = None, overrides: list[str] = (), env: dict | None = None) -> XAppConfig:
+    """Descriptor file (its `controls`) + env (`WMFM__A__B=v`) + overrides (`a.b=v`) -> XAppConfig."""
+    controls: dict = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            doc = json.loads(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("controls"), dict):
+            raise ConfigError(f"{path}: controls: missing (an O-RAN xApp descriptor keeps its settings there)")
+        controls = doc["controls"]
+    env = os.environ if env is None else env
+    for k, v in sorted(env.items()):
+        if k.startswith(ENV_PREFIX):
+            _set(controls, k[len(ENV_PREFIX):].lower().replace("__", "."), v, f"env {k}")
+    for o in overrides:
+        if "=" not in o:
+            raise ConfigError(f"--set {o}: expected key=value")
+        k, v = o.split("=", 1)
+        _set(controls, k.strip(), v, f"--set {o}")
+    return from_dict(XAppConfig, controls, "controls")

@@ -1,0 +1,39 @@
+"""Prometheus metrics of the xApp (one registry per app instance), served at /ric/v1/metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_MS = (0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class Metrics:
+    def __init__(self):
+        r = self.registry = CollectorRegistry()
+        self.messages = Counter("wmfm_messages", "messages received, by socket", ["socket"], registry=r)
+        self.reports = Counter("wmfm_ue_reports", "UE CSI reports decoded", registry=r)
+        self.decode_errors = Counter("wmfm_decode_errors", "messages dropped by the codec, by socket and reason",
+                                     ["socket", "reason"], registry=r)
+        self.sn = Counter("wmfm_sn_events", "indication SN anomalies: gap, duplicate (dropped), out_of_order",
+                          ["event"], registry=r)
+        self.sn_missing = Counter("wmfm_sn_missing", "indications missing according to SN gaps", registry=r)
+        self.sync = Counter("wmfm_sync", "CSI reports by pairing result: fused or csi_only (no frame in time)",
+                            ["result"], registry=r)
+        self.dropped = Counter("wmfm_dropped", "UE reports dropped after decoding, by reason", ["reason"], registry=r)
+        self.insights = Counter("wmfm_insights", "insights produced, by mode", ["mode"], registry=r)
+        self.batch = Histogram("wmfm_batch_size", "UEs per inference batch", registry=r,
+                               buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+        self.stage = Histogram("wmfm_stage_seconds", "time per stage: decode, sync_wait, queue, infer, redis",
+                               ["stage"], registry=r, buckets=_MS)
+        self.e2e = Histogram("wmfm_e2e_latency_seconds", "CSI collection time (source clock) to the Redis write",
+                             registry=r, buckets=_MS)
+        self.latency = Histogram("wmfm_latency_seconds", "message received to the Redis write (this host's clock)",
+                                 registry=r, buckets=_MS)
+        self.redis_errors = Counter("wmfm_redis_errors", "failed Redis round trips", registry=r)
+        self.redis_dropped = Counter("wmfm_redis_dropped", "insights dropped because the buffer was full", registry=r)
+        self.redis_buffer = Gauge("wmfm_redis_buffer_depth", "insights waiting for Redis", registry=r)
+        self.queue = Gauge("wmfm_queue_depth", "UE reports waiting for inference", registry=r)
+        self.waiting = Gauge("wmfm_sync_waiting", "UE reports waiting for a camera frame", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

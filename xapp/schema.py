@@ -1,0 +1,49 @@
+"""JSON schema of the descriptor's `controls`, generated from the config dataclasses
+(xapp/config.py is the single source; `make descriptor` writes deploy/descriptor/schema.json,
+and a test checks the committed file is current and that config-file.json validates)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+
+from .config import XAppConfig
+
+
+def _schema(tp, default=dataclasses.MISSING) -> dict:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        props = {}
+        for f in dataclasses.fields(tp):
+            d = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+            props[f.name] = _schema(hints[f.name], d)
+        return {"type": "object", "properties": props, "additionalProperties": False}
+    if origin is typing.Literal:
+        out = {"enum": list(args)}
+    elif origin in (typing.Union, types.UnionType):
+        out = {"anyOf": [_schema(a) for a in args]}
+    elif origin is tuple:
+        item = args[0] if args and (len(args) == 1 or args[-1] is Ellipsis) else None
+        out = {"type": "array", "items": _schema(item)} if item is not None else \
+            {"type": "array", "prefixItems": [_schema(a) for a in args], "minItems": len(args), "maxItems": len(args)}
+    elif origin is dict:
+        out = {"type": "object", "additionalProperties": _schema(args[1])}
+    else:
+        out = {"type": {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}[tp]}
+    if default is not dataclasses.MISSING and not dataclasses.is_dataclass(default):
+        from wmfm.config import to_dict
+        out["default"] = to_dict(default)
+    return out
+
+
+def controls_schema() -> dict:
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "wmfm-xapp/controls",
+            "title": "wmfm-xapp controls", **_schema(XAppConfig)}
+
+
+if __name__ == "__main__":
+    print(json.dumps(controls_schema(), indent=2))

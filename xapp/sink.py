@@ -1,0 +1,132 @@
+"""Insights -> Redis, with SDL-compatible keys (namespace `wmfm`, keys `{wmfm},<key>`):
+
+    {wmfm},ue:<ran_name>:<ue_id>   hash: p_los los x y z t_ns published_ns sn mode model camera frame_t_ns
+    {wmfm},insights                stream (XADD, MAXLEN ~ stream_maxlen): every insight, in order
+    {wmfm},events                  channel: one PUBLISH per insight (the serialized Insight protobuf)
+
+One pipelined round trip per batch. While Redis is unreachable, ingestion goes on: insights
+wait in a bounded in-memory buffer (the oldest dropped and counted when it is full) and are
+flushed in order once a retry succeeds; retries follow an exponential backoff policy. Delivery
+is at-least-once: a round trip cut mid-way is sent again in full.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections import deque
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .codec import encode_insight
+from .config import RedisConfig
+from .metrics import Metrics
+from .records import Insight
+
+CHUNK = 512
+
+
+class Backoff:
+    """Exponential backoff between retries: first, 2x, 4x, ... up to cap (seconds)."""
+
+    def __init__(self, first_s: float, cap_s: float):
+        self.first, self.cap, self.delay = first_s, cap_s, 0.0
+
+    def failed(self) -> float:
+        self.delay = self.first if self.delay == 0 else min(self.cap, self.delay * 2)
+        return self.delay
+
+    def reset(self) -> None:
+        self.delay = 0.0
+
+
+def connect(url: str, cfg: RedisConfig) -> redis.Redis:
+    """A client for `url` with the configured credentials/TLS and short timeouts (the loop must not hang)."""
+    # no retries inside redis-py: the sink's Backoff is the one retry policy, and the loop never waits on it
+    kw = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5, "health_check_interval": 0,
+          "retry": Retry(NoBackoff(), 0)}
+    if cfg.username:
+        kw["username"] = cfg.username
+    if cfg.password_env:
+        kw["password"] = os.environ.get(cfg.password_env)
+    if url.startswith("rediss://"):
+        kw.update(ssl_ca_certs=cfg.tls_ca_file or None, ssl_certfile=cfg.tls_cert_file or None,
+                  ssl_keyfile=cfg.tls_key_file or None)
+    return redis.Redis.from_url(url, **kw)
+
+
+class RedisSink:
+    def __init__(self, client: redis.Redis, cfg: RedisConfig, metrics: Metrics):
+        ns = cfg.namespace
+        self.client, self.cfg, self.m = client, cfg, metrics
+        self.ue_prefix, self.stream, self.channel = f"{{{ns}}},ue:", f"{{{ns}}},insights", f"{{{ns}}},events"
+        self.buffer: deque[Insight] = deque()
+        self.backoff = Backoff(cfg.retry_backoff_ms[0] / 1e3, cfg.retry_backoff_ms[1] / 1e3)
+        self.retry_at = 0.0
+        self.up = True
+        self.last_error = ""
+        self.written = 0
+
+    def ue_key(self, ran_name: str, ue_id: int) -> str:
+        return f"{self.ue_prefix}{ran_name}:{ue_id}"
+
+    def publish(self, insights: list[Insight]) -> int:
+        """Queue the insights and write what can be written now; returns how many were written."""
+        self.buffer.extend(insights)
+        over = len(self.buffer) - self.cfg.buffer
+        if over > 0:                                    # full: the oldest go
+            for _ in range(over):
+                self.buffer.popleft()
+            self.m.redis_dropped.inc(over)
+        return self.flush()
+
+    def flush(self) -> int:
+        if not self.buffer or time.monotonic() < self.retry_at:
+            self.m.redis_buffer.set(len(self.buffer))
+            return 0
+        done = 0
+        while self.buffer:
+            chunk = list(itertools.islice(self.buffer, CHUNK))
+            t0 = time.perf_counter()
+            try:
+                self._write(chunk)
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                self.m.redis_errors.inc()
+                self.retry_at = time.monotonic() + self.backoff.failed()
+                self.up, self.last_error = False, f"{type(exc).__name__}: {exc}"
+                break
+            self.m.stage.labels("redis").observe(time.perf_counter() - t0)
+            for _ in chunk:
+                self.buffer.popleft()
+            done += len(chunk)
+            self.backoff.reset()
+            self.up = True
+            now = time.time_ns()
+            for x in chunk:
+                self.m.e2e.observe(max(0, now - x.t_ns) / 1e9)
+                self.m.latency.observe(max(0, now - x.received_ns) / 1e9)
+        self.written += done
+        self.m.redis_buffer.set(len(self.buffer))
+        return done
+
+    def _write(self, chunk: list[Insight]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for x in chunk:
+            fields = {"p_los": f"{x.p_los:.6f}", "los": int(x.los), "x": f"{x.position[0]:.4f}",
+                      "y": f"{x.position[1]:.4f}", "z": f"{x.position[2]:.4f}", "t_ns": x.t_ns,
+                      "published_ns": x.published_ns, "sn": x.sn, "mode": x.mode, "model": x.model,
+                      "camera": x.camera_id, "frame_t_ns": x.frame_t_ns}
+            pipe.hset(self.ue_key(x.ran_name, x.ue_id), mapping=fields)
+            pipe.xadd(self.stream, {"ran": x.ran_name, "ue": x.ue_id, **fields}, maxlen=self.cfg.stream_maxlen,
+                      approximate=True)
+            pipe.publish(self.channel, encode_insight(x))
+        pipe.execute()
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            return False

@@ -1,0 +1,144 @@
+"""Pairing CSI with camera frames by time, and indication sequence-number tracking.
+
+FrameSync keeps, per camera, a ring of recent frames. A CSI report pairs with the frame
+nearest in time within `max_skew_ms`:
+- decided at once when a frame at or after the CSI time is already there (no later frame can
+  be nearer), or when the camera's frame period says the next frame would be farther than the
+  newest one, or would arrive only after the deadline (waiting could not help);
+- otherwise the report waits for a later frame, at most `deadline_ms` after it arrived, and then
+  takes the best frame within the skew, or none (mode csi_only);
+- a camera that has sent nothing for a while (stalled) does not make reports wait at all.
+
+SNTracker follows the 16-bit RIC indication SN per stream (E2 node + subscription):
+gaps (lost indications), duplicates (dropped) and out-of-order arrivals (kept, counted).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+
+from .config import SyncConfig
+from .records import CSIReport, Frame, Pairing
+
+SN_MOD = 1 << 16
+
+
+class SNTracker:
+    def __init__(self, window: int = 1024):
+        self.last: dict[tuple, int] = {}
+        self.recent: dict[tuple, deque] = {}
+        self.window = window
+
+    def observe(self, stream: tuple, sn: int) -> tuple[str, int]:
+        """("ok" | "gap" | "duplicate" | "out_of_order", number of SNs skipped)."""
+        last = self.last.get(stream)
+        recent = self.recent.setdefault(stream, deque(maxlen=self.window))
+        if last is None:
+            self.last[stream] = sn
+            recent.append(sn)
+            return "ok", 0
+        d = (sn - last) % SN_MOD
+        if d == 0 or sn in recent:
+            return "duplicate", 0
+        recent.append(sn)
+        if d < SN_MOD // 2:                            # ahead of the last one (with wrap)
+            self.last[stream] = sn
+            return ("gap", d - 1) if d > 1 else ("ok", 0)
+        return "out_of_order", 0
+
+
+class _Camera:
+    def __init__(self, size: int, start_ns: int):
+        self.frames: deque[Frame] = deque(maxlen=size)
+        self.pending: deque[CSIReport] = deque()
+        self.last_received_ns = start_ns          # a camera gets the same grace at start as after a frame
+
+    def period_ns(self) -> float | None:
+        if len(self.frames) < 3:
+            return None
+        t = np.fromiter((f.t_ns for f in self.frames), dtype=np.int64)
+        d = np.diff(t)
+        d = d[d > 0]
+        return float(np.median(d)) if len(d) else None
+
+    def nearest(self, t_ns: int, skew_ns: int) -> Frame | None:
+        best, best_d = None, None
+        for f in self.frames:
+            d = abs(f.t_ns - t_ns)
+            if d <= skew_ns and (best_d is None or d < best_d):
+                best, best_d = f, d
+        return best
+
+
+class FrameSync:
+    def __init__(self, cfg: SyncConfig, cameras: list[str], start_ns: int | None = None):
+        self.skew_ns = int(cfg.max_skew_ms * 1e6)
+        self.deadline_ns = int(cfg.deadline_ms * 1e6)
+        start = time.time_ns() if start_ns is None else start_ns
+        self.cams = {c: _Camera(cfg.frames_per_camera, start) for c in cameras}
+
+    def add_frame(self, frame: Frame) -> list[Pairing]:
+        """Store the frame; returns the waiting reports it settles."""
+        cam = self.cams[frame.camera_id]
+        if cam.frames and frame.t_ns < cam.frames[-1].t_ns:
+            cam.frames = deque(sorted([*cam.frames, frame], key=lambda f: f.t_ns), maxlen=cam.frames.maxlen)
+        else:
+            cam.frames.append(frame)
+        cam.last_received_ns = max(cam.last_received_ns, frame.received_ns)
+        out, keep = [], deque()
+        for r in cam.pending:
+            if frame.t_ns >= r.t_ns:                   # no later frame can be nearer
+                out.append(Pairing(r, cam.nearest(r.t_ns, self.skew_ns)))
+            else:
+                keep.append(r)
+        cam.pending = keep
+        return out
+
+    def _stalled(self, cam: _Camera, now_ns: int) -> bool:
+        period = cam.period_ns() or 1e8
+        return now_ns - cam.last_received_ns > max(5 * period, self.skew_ns + self.deadline_ns, 5e8)
+
+    def add_report(self, report: CSIReport, camera_id: str | None, now_ns: int) -> Pairing | None:
+        """A Pairing when it can be decided now, else None (it waits; see `expire`)."""
+        cam = self.cams.get(camera_id) if camera_id is not None else None
+        if cam is None or self.deadline_ns == 0 or self._stalled(cam, now_ns):
+            return Pairing(report, cam.nearest(report.t_ns, self.skew_ns) if cam else None)
+        if cam.frames:
+            newest = cam.frames[-1]
+            period = cam.period_ns()
+            if newest.t_ns >= report.t_ns:                          # no later frame can be nearer
+                return Pairing(report, cam.nearest(report.t_ns, self.skew_ns))
+            if period is not None:
+                farther = newest.t_ns + period - report.t_ns >= report.t_ns - newest.t_ns
+                too_late = cam.last_received_ns + period - now_ns > self.deadline_ns + period // 10
+                if farther or too_late:         # the next frame would be farther, or arrive after the deadline
+                    return Pairing(report, cam.nearest(report.t_ns, self.skew_ns))
+        cam.pending.append(report)
+        return None
+
+    def expire(self, now_ns: int) -> list[Pairing]:
+        """Reports whose deadline has passed: paired with the best frame within the skew, or none."""
+        out = []
+        for cam in self.cams.values():
+            while cam.pending and now_ns - cam.pending[0].received_ns >= self.deadline_ns:
+                r = cam.pending.popleft()
+                out.append(Pairing(r, cam.nearest(r.t_ns, self.skew_ns)))
+        return out
+
+    def next_deadline_ns(self) -> int | None:
+        ts = [c.pending[0].received_ns + self.deadline_ns for c in self.cams.values() if c.pending]
+        return min(ts) if ts else None
+
+    def pending(self) -> int:
+        return sum(len(c.pending) for c in self.cams.values())
+
+    def flush(self) -> list[Pairing]:
+        """Every waiting report, now (drain at shutdown)."""
+        out = []
+        for cam in self.cams.values():
+            out += [Pairing(r, cam.nearest(r.t_ns, self.skew_ns)) for r in cam.pending]
+            cam.pending.clear()
+        return out
