@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  := torch==2.13.0
 DEMO   := .cache/demo
 
-.PHONY: setup test test-all lint proto descriptor demo experiment-cpu bench-twin bench-model gpu-check clean
+.PHONY: setup test test-all lint proto descriptor demo experiment-cpu bench-twin bench-model bench-xapp gpu-check clean
 
 $(VENV)/.done: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,18 @@ bench-twin: setup
 # Backends vs torch eager on the artifact `make demo` exported (batch-1 p50/p99 >= 1000 calls).
 bench-model: setup
 	$(VENV)/bin/wmfm bench model --artifact $(DEMO)/artifact --out .cache/bench_model.json
+
+# The committed benchmark figures (docs/results/bench/): the `cpu` preset's model (make experiment-cpu
+# first, ~45 min), exported, then the model and xApp benchmarks against their baselines (~4 min).
+CPU_ART := .cache/experiment-cpu/artifact
+bench-xapp: setup
+	test -f .cache/experiment-cpu/model.pt || $(MAKE) experiment-cpu
+	$(VENV)/bin/wmfm export --checkpoint .cache/experiment-cpu/model.pt --out $(CPU_ART) --fp16 --overwrite
+	$(VENV)/bin/wmfm bench model --artifact $(CPU_ART) --threads 2 --quiet --out docs/results/bench/model.json
+	$(VENV)/bin/wmfm bench xapp --artifact $(CPU_ART) --rate 100 --duration 10 --ues-per-frame 1 --cameras 2 --out docs/results/bench/xapp_100_per_s_1ue.json
+	$(VENV)/bin/wmfm bench xapp --artifact $(CPU_ART) --rate 100 --duration 10 --ues-per-frame 8 --cameras 2 --out docs/results/bench/xapp_100_per_s_8ue.json
+	$(VENV)/bin/wmfm bench xapp --artifact $(CPU_ART) --rate 1000 --duration 10 --ues-per-frame 8 --cameras 4 --out docs/results/bench/xapp_1000_per_s.json
+	$(VENV)/bin/wmfm bench xapp --artifact $(CPU_ART) --max-rate --duration 10 --ues-per-frame 8 --cameras 4 --out docs/results/bench/xapp_max_rate.json
 
 # On a host with an NVIDIA GPU: parity + latency with torch CUDA, ONNX Runtime, TensorRT FP32/FP16.
 gpu-check: setup

@@ -1,22 +1,26 @@
 """The xApp: start-up, the receive -> sync -> micro-batch -> infer -> Redis loop, and drain.
 
     startup   config (validated) -> artifact (hashes) -> backend (warmed) -> Redis -> sockets -> HTTP
-    loop      one thread: poll both sockets, drain what is there (frames first), decode, track
-              SNs, pair with frames, run micro-batches, write insights (one pipeline per batch)
+    frames    a worker thread receives, decodes and embeds camera frames (frames.py)
+    loop      one thread: poll the indications (and the worker's wake-up), decode, track SNs, pair
+              with frames, run micro-batches, write insights (one pipeline per batch)
     drain     SIGTERM/SIGINT: stop reading, settle waiting reports, infer and write everything
               in flight within `drain_s`, close, exit 0
 
-One thread does the work: at these rates a batch is 1-3 ms, messages that arrive meanwhile
-wait in the ZeroMQ queues (bounded by RCVHWM) and make the next batch larger, which is the
-micro-batching the CPU needs. The HTTP server and the CURVE authenticator run beside it.
+One thread does the CSI work: at these rates a batch is 1-3 ms, messages that arrive meanwhile
+wait in the ZeroMQ queue (bounded by RCVHWM) and make the next batch larger, which is the
+micro-batching the CPU needs. The frame worker, the HTTP server and the CURVE authenticator
+run beside it.
 Errors: a bad message is counted by reason and dropped; Redis trouble is buffered and
 retried (sink.py); a bad config or artifact stops start-up with one line.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
+import re
 import signal
 import sys
 import threading
@@ -29,8 +33,9 @@ from wmfm.artifact import Artifact
 from wmfm.config import to_dict
 
 from . import inference
-from .codec import DecodeError, Limits, decode_frame, decode_indication
+from .codec import DecodeError, Limits, decode_indication
 from .config import XAppConfig
+from .frames import FrameWorker
 from .infer import Engine
 from .metrics import Metrics
 from .records import Pairing
@@ -40,7 +45,12 @@ from .status import StatusServer
 from .sync import FrameSync, SNTracker
 from .transport import Curve, open_socket
 
-DRAIN_PER_POLL = 2000          # messages read per socket per loop turn before looking at the other
+DRAIN_PER_POLL = 256           # messages read per socket per loop turn before looking at the other
+
+
+def redact(url: str) -> str:
+    """redis://user:secret@host -> redis://user:***@host (logs and /ric/v1/config)."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 class JsonFormatter(logging.Formatter):
@@ -70,7 +80,7 @@ class XApp:
         self.metrics = Metrics()
         self.stop_event = threading.Event()
         self.ready = False
-        self.ctx = self.curve = self.status = self.embedded = self.backend = None
+        self.ctx = self.curve = self.status = self.embedded = self.backend = self.frames = None
         self.socks: dict[str, zmq.Socket] = {}
         self.endpoints: dict[str, str] = {}
 
@@ -108,14 +118,18 @@ class XApp:
             self.curve = Curve(self.ctx, cfg.curve) if cfg.curve.enabled else None
             for name in ("frames", "indications"):
                 self.socks[name], self.endpoints[name] = open_socket(self.ctx, getattr(cfg, name), self.curve, name)
+            self.frames = FrameWorker(self.ctx, self.socks["frames"], self.limits_frames, self.engine, self.metrics,
+                                      self.log)
             self.status = StatusServer(cfg.http.host, cfg.http.port, self).start()
         except BaseException:
             self.close()
             raise
+        gc.collect()
+        gc.freeze()              # the model, sessions and config are long-lived: keep them out of GC passes
         self.ready = True
         self.log.info("ready", extra={"mdc": {"model": self.artifact.version, "backend": self.backend.describe(),
                                               "endpoints": self.endpoints, "http_port": self.status.port,
-                                              "redis": self.redis_url}})
+                                              "redis": redact(self.redis_url)}})
         return self
 
     def not_ready(self) -> list[str]:
@@ -131,7 +145,7 @@ class XApp:
     def describe(self) -> dict:
         return {"config": to_dict(self.cfg), "model": self.artifact.version,
                 "backend": self.backend.describe() if self.backend else None, "endpoints": self.endpoints,
-                "redis": self.redis_url, "http_port": self.status.port if self.status else None}
+                "redis": redact(self.redis_url), "http_port": self.status.port if self.status else None}
 
     # --- the loop --------------------------------------------------------------------
     def _decode(self, socket: str, decode, limits: Limits, buf: bytes, now: int):
@@ -147,9 +161,10 @@ class XApp:
         self.metrics.stage.labels("decode").observe(time.perf_counter() - t0)
         return rec
 
-    def _on_frame(self, buf: bytes, now: int, ready: deque) -> None:
-        frame = self._decode("frames", decode_frame, self.limits_frames, buf, now)
-        if frame is not None:
+    def _on_frames(self, ready: deque) -> None:
+        """Frames the worker has decoded and embedded: into the rings; they settle waiting reports."""
+        now = time.time_ns()
+        for frame in self.frames.take():
             for p in self.sync.add_frame(frame):
                 self._ready(p, now, ready)
 
@@ -170,8 +185,8 @@ class XApp:
             if p is not None:
                 self._ready(p, now, ready)
 
-    def _ready(self, p: Pairing, now: int, ready: deque) -> None:
-        if len(ready) >= self.cfg.batch.queue:
+    def _ready(self, p: Pairing, now: int, ready: deque, cap: bool = True) -> None:
+        if cap and len(ready) >= self.cfg.batch.queue:
             self.metrics.dropped.labels("queue_full").inc()
             return
         p.ready_ns = now
@@ -207,48 +222,81 @@ class XApp:
             waits.append(max(0.0, (self.sink.retry_at - time.monotonic()) * 1e3))
         return max(0.0, min(waits))
 
+    def _receive(self, sock: zmq.Socket, socket: str, handle, ready: deque, limit: int) -> int:
+        """Up to `limit` queued messages from `sock`; a handler failure is counted, never fatal."""
+        n = 0
+        while n < limit:
+            try:
+                buf = sock.recv(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                break
+            n += 1
+            self.metrics.messages.labels(socket).inc()
+            try:
+                handle(buf, time.time_ns(), ready)
+            except Exception:  # noqa: BLE001 - one message must never stop the loop
+                self.metrics.dropped.labels("internal_error").inc()
+                self.log.exception("message handler failed", extra={"mdc": {"socket": socket}})
+        return n
+
+    def _turn(self, ready: deque, force: bool = False) -> None:
+        """Settle expired waits, run the batches that are due, retry buffered writes."""
+        for p in self.sync.expire(time.time_ns()):
+            self._ready(p, time.time_ns(), ready)
+        self.metrics.waiting.set(self.sync.pending())
+        try:
+            self._run_batches(ready, force=force)
+        except Exception:  # noqa: BLE001 - a failing batch is dropped and counted, the loop goes on
+            self.metrics.dropped.labels("internal_error").inc(len(ready))
+            ready.clear()
+            self.log.exception("batch failed")
+        self.sink.flush()
+
     def run(self) -> int:
-        """The loop, until stop(); then drain. Returns the exit status (0)."""
+        """The loop, until stop(); then drain. Returns the exit status (0).
+
+        Back-pressure: a turn reads a bounded number of indications, fewer while many UEs are
+        ready, so a burst waits in the ZeroMQ queue (and, past RCVHWM, blocks PUSH senders)
+        instead of being dropped here."""
+        ind = self.socks["indications"]
         poller = zmq.Poller()
-        socks = [(self.socks["frames"], self._on_frame), (self.socks["indications"], self._on_indication)]
-        for s, _ in socks:
-            poller.register(s, zmq.POLLIN)
+        poller.register(ind, zmq.POLLIN)
+        poller.register(self.frames.wake_rx, zmq.POLLIN)
         ready: deque[Pairing] = deque()
-        while not self.stop_event.is_set():
-            events = dict(poller.poll(self._poll_timeout_ms(ready)))
-            for sock, handle in socks:                               # frames first: a frame settles waiting CSI
-                if sock not in events:
-                    continue
-                for _ in range(DRAIN_PER_POLL):
-                    try:
-                        buf = sock.recv(zmq.NOBLOCK, copy=True)
-                    except zmq.Again:
-                        break
-                    name = "frames" if handle == self._on_frame else "indications"
-                    self.metrics.messages.labels(name).inc()
-                    handle(buf, time.time_ns(), ready)
-            for p in self.sync.expire(time.time_ns()):
-                self._ready(p, time.time_ns(), ready)
-            self.metrics.waiting.set(self.sync.pending())
-            self._run_batches(ready, force=False)
-            self.sink.flush()
-        return self._drain(ready)
+        self.frames.start()
+        self.sync.start_clock(time.time_ns())
+        try:
+            while not self.stop_event.is_set():
+                events = dict(poller.poll(self._poll_timeout_ms(ready)))
+                if self.frames.wake_rx in events:                   # frames first: they settle waiting CSI
+                    self._on_frames(ready)
+                if ind in events:
+                    room = (self.cfg.batch.queue - len(ready)) // max(1, self.cfg.batch.max_batch)
+                    self._receive(ind, "indications", self._on_indication, ready,
+                                  max(1, min(DRAIN_PER_POLL, room)))
+                self._turn(ready)
+            return self._drain(ready)
+        finally:
+            self.close()
 
     def _drain(self, ready: deque) -> int:
-        """Stop taking input; everything already received is inferred and written within drain_s."""
+        """Stop taking new input; what is already here (in the ZeroMQ queues too) is inferred and
+        written within drain_s."""
         self.ready = False
         deadline = time.monotonic() + self.cfg.drain_s
-        now = time.time_ns()
+        self.frames.stop(self.cfg.drain_s / 2)
+        self._on_frames(ready)
+        while time.monotonic() < deadline and self._receive(self.socks["indications"], "indications",
+                                                             self._on_indication, ready, DRAIN_PER_POLL):
+            self._turn(ready)
         for p in self.sync.flush():
-            self._ready(p, now, ready)
-        self._run_batches(ready, force=True)
+            self._ready(p, time.time_ns(), ready, cap=False)
+        self._turn(ready, force=True)
         while self.sink.buffer and time.monotonic() < deadline:
             self.sink.retry_at = min(self.sink.retry_at, time.monotonic())
             if not self.sink.flush():
                 time.sleep(0.05)
-        left = len(self.sink.buffer)
-        self.log.info("drained", extra={"mdc": {"written": self.sink.written, "unwritten": left}})
-        self.close()
+        self.log.info("drained", extra={"mdc": {"written": self.sink.written, "unwritten": len(self.sink.buffer)}})
         return 0
 
     # --- lifecycle -------------------------------------------------------------------
@@ -264,6 +312,11 @@ class XApp:
         if self.status is not None:
             self.status.stop()
             self.status = None
+        if self.frames is not None:
+            if self.frames.is_alive():
+                self.frames.stop(0)
+            self.frames.close()
+            self.frames = None
         for s in self.socks.values():
             s.close(linger=0)
         self.socks = {}
@@ -273,8 +326,12 @@ class XApp:
         if self.ctx is not None:
             self.ctx.term()
             self.ctx = None
+        if getattr(self, "sink", None) is not None:
+            self.sink.close()
+            self.sink = None
         if self.backend is not None:
             self.backend.close()
+            self.backend = None
         if self.embedded is not None:
             self.embedded.close()
             self.embedded = None

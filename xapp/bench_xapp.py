@@ -65,49 +65,88 @@ def _start_xapp(artifact: str, redis_url: str, cameras: int, overrides: list[str
         args += ["--set", o]
     log = open(folder / "xapp.log", "w")
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=log, text=True)
-    line = proc.stderr.readline()
-    try:
-        ready = json.loads(line)
-    except json.JSONDecodeError:
-        proc.kill()
-        raise RuntimeError(f"the xApp did not start: {line.strip()} {proc.stderr.read()[-500:]}") from None
-    threading.Thread(target=lambda: log.writelines(proc.stderr), daemon=True).start()   # keep its log flowing
+    lines: list[str] = []
+    found = threading.Event()
+
+    def pump():                                         # keep its log flowing; spot the "ready" line
+        for line in proc.stderr:
+            log.write(line)
+            lines.append(line)
+            if not found.is_set() and line.startswith("{") and json.loads(line).get("msg") == "ready":
+                found.set()
+    threading.Thread(target=pump, daemon=True).start()
+    t_end = time.monotonic() + 120
+    while not found.wait(0.1):
+        if proc.poll() is not None or time.monotonic() > t_end:
+            proc.kill()
+            raise RuntimeError(f"the xApp did not start: {''.join(lines)[-800:]}")
+    ready = next(json.loads(x) for x in lines if x.startswith("{") and json.loads(x).get("msg") == "ready")
     return proc, ready["mdc"]["endpoints"]
 
 
+def _load(eps: dict, redis_url: str, artifact: str, cameras: int, ues: int, rate: float | None, duration_s: float,
+          fps: float, max_reports: int, settle_s: float) -> tuple[dict, Reader]:
+    """Run the load generator process against `eps`, reading insights back from `redis_url`."""
+    reader = Reader(redis_url)
+    reader.start()
+    try:
+        parent, child = mp.Pipe()
+        gen = mp.get_context("spawn").Process(
+            target=_generate, args=(eps["indications"], eps["frames"], str(artifact), cameras, ues, rate,
+                                    duration_s, fps, max_reports, child))
+        gen.start()
+        child.close()                                       # so a dead generator shows as EOF here
+        while not parent.poll(0.5):
+            if not gen.is_alive():
+                raise RuntimeError(f"the load generator exited ({gen.exitcode}) without a report")
+        sent = parent.recv()
+        gen.join()
+        # let the last insights arrive: until all are in, or none came for settle_s
+        last_n, last_t = -1, time.monotonic()
+        while len(reader.latency_ns) < sent["sent"] and time.monotonic() - last_t < settle_s:
+            if len(reader.latency_ns) != last_n:
+                last_n, last_t = len(reader.latency_ns), time.monotonic()
+            time.sleep(0.05)
+    finally:
+        reader.stop()
+    return sent, reader
+
+
 def run_variant(artifact: str, overrides: list[str], cameras: int, ues: int, rate: float | None, duration_s: float,
-                fps: float, max_reports: int, settle_s: float = 3.0) -> dict:
-    with tempfile.TemporaryDirectory(prefix="wmfm-bench-") as tmp, EmbeddedRedis(Path(tmp) / "redis") as server:
-        proc, eps = _start_xapp(artifact, server.url, cameras, overrides, Path(tmp))
-        reader = Reader(server.url)
-        reader.start()
-        try:
-            parent, child = mp.Pipe()
-            gen = mp.get_context("spawn").Process(
-                target=_generate, args=(eps["indications"], eps["frames"], str(artifact), cameras, ues, rate,
-                                        duration_s, fps, max_reports, child))
-            gen.start()
-            sent = parent.recv()
-            gen.join()
-            t_end = time.monotonic() + settle_s                     # let the last insights arrive
-            while len(reader.latency_ns) < sent["sent"] and time.monotonic() < t_end:
-                time.sleep(0.05)
-        finally:
-            reader.stop()
-            proc.terminate()
-            proc.wait(timeout=30)
-        lat = np.asarray(reader.latency_ns, dtype=np.float64) / 1e6
-        span_s = max(1e-9, ((reader.last_ns or sent["last_send_ns"]) - sent["first_send_ns"]) / 1e9)
-        received = len(lat)
-        return {"overrides": overrides, "sent": sent["sent"], "received": received,
-                "lost": sent["sent"] - received, "frames_sent": sent["frames"],
-                "offered_per_s": sent["sent"] / max(sent["send_s"], 1e-9),
-                "throughput_per_s": received / span_s,
-                "p50_ms": float(np.percentile(lat, 50)) if received else None,
-                "p99_ms": float(np.percentile(lat, 99)) if received else None,
-                "p999_ms": float(np.percentile(lat, 99.9)) if received else None,
-                "max_ms": float(lat.max()) if received else None, "exit_code": proc.returncode,
-                "_latency_ms": lat}
+                fps: float, max_reports: int, settle_s: float = 3.0, endpoints: dict | None = None) -> dict:
+    """One measured run: against `endpoints` (a running xApp + its Redis), or a private xApp + redis-server."""
+    if endpoints is not None:
+        sent, reader = _load(endpoints, endpoints["redis"], artifact, cameras, ues, rate, duration_s, fps,
+                             max_reports, settle_s)
+        code = None
+    else:
+        with tempfile.TemporaryDirectory(prefix="wmfm-bench-") as tmp, EmbeddedRedis(Path(tmp) / "redis") as srv:
+            queue = [] if rate is not None else ["indications.rcvhwm=16"]   # max rate: measure service, not a queue
+            proc, eps = _start_xapp(artifact, srv.url, cameras, [*queue, *overrides], Path(tmp))
+            try:
+                sent, reader = _load(eps, srv.url, artifact, cameras, ues, rate, duration_s, fps, max_reports,
+                                     settle_s)
+            finally:
+                proc.terminate()
+                try:
+                    code = proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    code = proc.wait()
+    return _summary(sent, reader, overrides, code)
+
+
+def _summary(sent: dict, reader: Reader, overrides: list[str], code: int | None) -> dict:
+    lat = np.asarray(reader.latency_ns, dtype=np.float64) / 1e6
+    span_s = max(1e-9, ((reader.last_ns or sent["last_send_ns"]) - sent["first_send_ns"]) / 1e9)
+    received = len(lat)
+
+    def pct(q):
+        return float(np.percentile(lat, q)) if received else None
+    return {"overrides": overrides, "sent": sent["sent"], "received": received, "lost": sent["sent"] - received,
+            "frames_sent": sent["frames"], "offered_per_s": sent["sent"] / max(sent["send_s"], 1e-9),
+            "throughput_per_s": received / span_s, "p50_ms": pct(50), "p99_ms": pct(99), "p999_ms": pct(99.9),
+            "max_ms": pct(100), "exit_code": code, "generator_stalled": sent["stalled"], "_latency_ms": lat}
 
 
 def _generate(*args):
@@ -116,19 +155,21 @@ def _generate(*args):
 
 
 def run(artifact: str, rate: float | None, duration_s: float, ues: int, cameras: int, fps: float = 10.0,
-        max_reports: int = 1_000_000, overrides: list[str] = (), baseline: bool = True, log=print) -> dict:
+        max_reports: int = 1_000_000, overrides: list[str] = (), baseline: bool = True, endpoints: dict | None = None,
+        log=print) -> dict:
+    """`endpoints` ({"indications", "frames", "redis"}): measure a running xApp (no baseline then)."""
     variants = {"wmfm": list(overrides)}
-    if baseline:
-        variants["baseline"] = BASELINE
+    if baseline and endpoints is None:
+        variants["baseline"] = [*overrides, *BASELINE]     # the user's controls, then the naive path
     out = {"format": "wmfm-bench-xapp/1", "artifact": str(artifact), "rate": rate, "max_rate": rate is None,
            "duration_s": duration_s, "ues_per_frame": ues, "cameras": cameras, "fps": fps}
     for name, ov in variants.items():
         log(f"{name}: {'max rate' if rate is None else f'{rate:g} UE reports/s'} for {duration_s:g} s, "
             f"{cameras} camera(s) x {ues} UEs, {fps:g} fps ({' '.join(ov) or 'configured defaults'})")
-        out[name] = run_variant(artifact, ov, cameras, ues, rate, duration_s, fps, max_reports)
+        out[name] = run_variant(artifact, ov, cameras, ues, rate, duration_s, fps, max_reports, endpoints=endpoints)
     w = out["wmfm"]
     out.update({k: w[k] for k in ("throughput_per_s", "p50_ms", "p99_ms", "p999_ms", "sent", "received", "lost")})
-    if baseline and out["baseline"]["throughput_per_s"]:
+    if "baseline" in out and out["baseline"]["throughput_per_s"]:
         out["ratio_vs_baseline"] = w["throughput_per_s"] / out["baseline"]["throughput_per_s"]
         if w["p99_ms"] and out["baseline"]["p99_ms"]:
             out["p99_ratio_baseline_over_wmfm"] = out["baseline"]["p99_ms"] / w["p99_ms"]
@@ -174,8 +215,14 @@ def plot(rep: dict, path: Path) -> Path:
 
 
 def main(args) -> int:
+    eps = None
+    if args.indications or args.frames or args.redis:
+        if not (args.indications and args.frames and args.redis):
+            from wmfm.config import ConfigError
+            raise ConfigError("--indications, --frames and --redis: give all three to measure a running xApp")
+        eps = {"indications": args.indications, "frames": args.frames, "redis": args.redis}
     rep = run(str(args.artifact), None if args.max_rate else args.rate, args.duration, args.ues_per_frame,
-              args.cameras, args.fps, args.max_reports, args.set, baseline=not args.no_baseline)
+              args.cameras, args.fps, args.max_reports, args.set, baseline=not args.no_baseline, endpoints=eps)
     print(table(rep))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--max-reports", type=int, default=1_000_000, help="stop after this many UE reports")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="xApp control override")
     b.add_argument("--no-baseline", action="store_true", help="skip the naive baseline run")
+    b.add_argument("--indications", help="a running xApp's indication endpoint (then also --frames, --redis; "
+                                          "its cameras must be cam0.. on cells 00101:1..)")
+    b.add_argument("--frames", help="a running xApp's frame endpoint")
+    b.add_argument("--redis", help="the Redis that xApp writes to")
     b.add_argument("--out", type=Path, help="JSON report (a latency PNG is written next to it)")
     b.set_defaults(func=_bench_xapp)
 

@@ -35,8 +35,9 @@ from .records import CSIReport, Frame, Indication, Insight
 SM_NAME, SM_VERSION = "WMFM-CSI", "1.0"
 REASONS = ("parse", "oversize", "range", "sm_version", "shape", "dtype", "length", "nonfinite", "camera", "image",
            "image_size")
-_NAME = re.compile(r"^[A-Za-z0-9._:\-]{1,150}$")
-_PLMN = re.compile(r"^[0-9]{5,6}$")
+_NAME = re.compile(r"[A-Za-z0-9._:\-]{1,150}")
+_PLMN = re.compile(r"[0-9]{5,6}")
+MAX_PIXELS = 4096 * 4096
 _ITEM = {csi_sm_pb2.COMPLEX64: np.dtype("<f4"), csi_sm_pb2.COMPLEX32: np.dtype("<f2")}
 
 
@@ -50,6 +51,14 @@ class DecodeError(ValueError):
 def _range(ok: bool, what: str) -> None:
     if not ok:
         raise DecodeError("range", what)
+
+
+def _time(t_ns: int, received_ns: int, lim: Limits, what: str) -> None:
+    """A source time far from this host's clock is a broken sender (or clock): it would poison the
+    frame ring (sorted by time) and every latency figure. `received_ns` 0: no clock to compare."""
+    if received_ns and abs(t_ns - received_ns) > lim.max_clock_offset_ns:
+        raise DecodeError("range", f"{what} {t_ns} is {(t_ns - received_ns) / 1e9:+.0f} s from this host's clock "
+                                   f"(limit {lim.max_clock_offset_ns / 1e9:.0f} s)")
 
 
 def _parse(cls, buf: bytes, what: str):
@@ -72,6 +81,7 @@ class Limits:
                                         # None: any camera id is accepted
     max_message_bytes: int = 4 << 20
     max_reports: int = 256
+    max_clock_offset_ns: int = 3600 * 10**9   # source timestamps further than this from arrival are rejected
 
 
 def decode_indication(buf: bytes, lim: Limits, received_ns: int) -> Indication:
@@ -86,9 +96,9 @@ def decode_indication(buf: bytes, lim: Limits, received_ns: int) -> Indication:
     _range(m.ric_indication_sn <= 65535, f"ric_indication_sn {m.ric_indication_sn} > 65535")
     _range(m.ric_indication_type in (ric_indication_pb2.REPORT, ric_indication_pb2.INSERT),
            f"ric_indication_type {m.ric_indication_type} (REPORT or INSERT)")
-    _range(bool(_NAME.match(m.ran_name)), f"ran_name {m.ran_name[:40]!r} (1..150 of [A-Za-z0-9._:-])")
+    _range(bool(_NAME.fullmatch(m.ran_name)), f"ran_name {m.ran_name[:40]!r} (1..150 of [A-Za-z0-9._:-])")
     _range(m.HasField("cell"), "cell missing")
-    _range(bool(_PLMN.match(m.cell.plmn_id)), f"cell.plmn_id {m.cell.plmn_id[:12]!r} (5 or 6 digits)")
+    _range(bool(_PLMN.fullmatch(m.cell.plmn_id)), f"cell.plmn_id {m.cell.plmn_id[:12]!r} (5 or 6 digits)")
     _range(m.cell.nr_cell_id < 1 << 36, f"cell.nr_cell_id {m.cell.nr_cell_id} >= 2^36")
     _range(1 <= len(m.ric_indication_header) <= 4096, f"header of {len(m.ric_indication_header)} bytes (1..4096)")
     _range(len(m.ric_indication_message) >= 1, "empty message")
@@ -98,6 +108,7 @@ def decode_indication(buf: bytes, lim: Limits, received_ns: int) -> Indication:
         raise DecodeError("sm_version", f"service model {h.sm_name[:40]!r} {h.sm_version[:20]!r} "
                                         f"(this decoder knows {SM_NAME} {SM_VERSION})")
     _range(h.collection_time_ns > 0, "collection_time_ns must be > 0")
+    _time(h.collection_time_ns, received_ns, lim, "collection_time_ns")
     body = _parse(csi_sm_pb2.CSIIndicationMessage, m.ric_indication_message, "CSIIndicationMessage")
     _range(1 <= len(body.reports) <= lim.max_reports, f"{len(body.reports)} reports (1..{lim.max_reports})")
     cell = f"{m.cell.plmn_id}:{m.cell.nr_cell_id}"
@@ -133,10 +144,13 @@ def _csi(r, lim: Limits) -> np.ndarray:
     if not (np.isfinite(scale) and scale > 0):
         raise DecodeError("range", f"ue {r.ue_id}: scale {scale} (finite, > 0)")
     pairs = np.frombuffer(r.data, dtype=item).reshape(lim.n_ant, lim.n_sc, 2)
-    if not np.isfinite(pairs).all():
-        raise DecodeError("nonfinite", f"ue {r.ue_id}: NaN or Inf in the CSI")
     out = np.ascontiguousarray(pairs.transpose(2, 0, 1), dtype=np.float32)
-    return out if scale == 1.0 else out * np.float32(scale)
+    if scale != 1.0:
+        with np.errstate(over="ignore"):
+            out *= np.float32(scale)
+    if not np.isfinite(out).all():                  # after scaling: FP16 x a large scale can overflow
+        raise DecodeError("nonfinite", f"ue {r.ue_id}: NaN or Inf in the CSI")
+    return out
 
 
 def decode_frame(buf: bytes, lim: Limits, received_ns: int) -> Frame:
@@ -148,7 +162,9 @@ def decode_frame(buf: bytes, lim: Limits, received_ns: int) -> Frame:
     if lim.cameras is not None and m.camera_id not in lim.cameras:
         raise DecodeError("camera", f"unknown camera {m.camera_id[:64]!r}")
     _range(m.capture_time_ns > 0, "capture_time_ns must be > 0")
-    _range(16 <= m.width <= 8192 and 16 <= m.height <= 8192, f"size {m.width}x{m.height} (16..8192)")
+    _time(m.capture_time_ns, received_ns, lim, "capture_time_ns")
+    _range(16 <= m.width <= 8192 and 16 <= m.height <= 8192 and m.width * m.height <= MAX_PIXELS,
+           f"size {m.width}x{m.height} (16..8192 each, at most {MAX_PIXELS} pixels)")
     want = lim.cameras.get(m.camera_id) if lim.cameras else None
     if want is not None and tuple(want) != (m.width, m.height):
         raise DecodeError("image_size", f"camera {m.camera_id}: {m.width}x{m.height}, configured "
@@ -164,9 +180,7 @@ def _image(m, lim: Limits) -> np.ndarray:
         im = Image.fromarray(np.frombuffer(m.data, np.uint8).reshape(m.height, m.width, 3))
     elif m.encoding in (camera_pb2.JPEG, camera_pb2.PNG):
         try:
-            im = Image.open(io.BytesIO(m.data))
-            if im.format not in ("JPEG", "PNG"):
-                raise DecodeError("image", f"camera {m.camera_id}: {im.format} data")
+            im = Image.open(io.BytesIO(m.data), formats=["JPEG", "PNG"])
             if im.size != (m.width, m.height):
                 raise DecodeError("image_size", f"camera {m.camera_id}: decoded {im.size[0]}x{im.size[1]}, "
                                                 f"declared {m.width}x{m.height}")

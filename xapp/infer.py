@@ -1,10 +1,14 @@
 """Micro-batch inference: CSI of every UE in the batch at once, each camera frame embedded
-once (and cached by camera + sequence, so later batches with the same frame reuse it), heads
-per mode on the batch.
+once (and cached by camera + sequence + time, so later batches with the same frame reuse it),
+heads per mode on the batch.
+
+Frames are embedded when they arrive (`prefetch`), off the CSI path: a CSI report then pays
+only for its own encoder and the heads (cameras send ~10 frames/s, CSI comes far more often).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 
@@ -20,26 +24,63 @@ class Engine:
         self.backend = backend
         self.threshold = los_threshold
         self.model = model
-        self.cache: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self.cache: OrderedDict[tuple[str, int, int], np.ndarray] = OrderedDict()   # (camera, seq, t_ns)
         self.cache_size = frame_cache
         self.reuse = reuse_frames
+        self.lock = threading.Lock()                # the frame worker fills the cache, the loop reads it
+        self.inflight: dict[tuple, threading.Event] = {}   # frames the worker is embedding right now
         self.frames_embedded = 0
         self.frames_reused = 0
 
-    def _frame_features(self, pairs: list[Pairing]) -> dict[tuple[str, int], np.ndarray]:
-        """(camera, seq) -> image feature [Fi], embedding only the frames not cached yet (one call)."""
-        keys = {(p.frame.camera_id, p.frame.seq): p.frame for p in pairs if p.frame is not None}
-        todo = [k for k in keys if k not in self.cache]
-        self.frames_reused += len(keys) - len(todo)
-        if todo:
+    @staticmethod
+    def _key(frame) -> tuple[str, int, int]:
+        return (frame.camera_id, frame.seq, frame.t_ns)     # t_ns too: a restarted camera counts from 0 again
+
+    def _frame_features(self, pairs: list[Pairing], wait: bool = True) -> dict[tuple[str, int, int], np.ndarray]:
+        """frame key -> image feature [Fi], embedding only the frames not cached yet (one call)."""
+        keys = {self._key(p.frame): p.frame for p in pairs if p.frame is not None}
+        out = {}
+        with self.lock:
+            waits = [self.inflight[k] for k in keys if wait and k in self.inflight and k not in self.cache]
+        for ev in waits:                                  # being embedded by the worker: cheaper to wait
+            ev.wait(timeout=1.0)
+        with self.lock:
+            for k in keys:
+                if k in self.cache:
+                    self.cache.move_to_end(k)             # recently used: evicted last
+                    out[k] = self.cache[k]
+            self.frames_reused += len(out)
+        todo = [k for k in keys if k not in out]
+        if todo:                                          # (outside the lock: the encoder call is the long part)
             images = np.stack([keys[k].image for k in todo]).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
             feats = self.backend.embed_image(images).feature
-            self.frames_embedded += len(todo)
-            for k, f in zip(todo, feats):
-                self.cache[k] = f
-                if len(self.cache) > self.cache_size:
+            with self.lock:
+                self.frames_embedded += len(todo)
+                for k, f in zip(todo, feats):
+                    out[k] = self.cache[k] = f
+                while len(self.cache) > self.cache_size:
                     self.cache.popitem(last=False)
-        return {k: self.cache[k] for k in keys}
+        return out
+
+    def claim(self, frame) -> threading.Event | None:
+        """Mark a frame as being embedded (by the caller, next, with `prefetch`)."""
+        if not self.reuse:
+            return None
+        with self.lock:
+            return self.inflight.setdefault(self._key(frame), threading.Event())
+
+    def prefetch(self, frame, claimed: threading.Event | None = None) -> None:
+        """Embed a frame now (it will be used by the CSI reports paired with it)."""
+        if not self.reuse:
+            return
+        try:
+            self._frame_features([Pairing(None, frame)], wait=False)
+        finally:
+            if claimed is not None:
+                with self.lock:
+                    if self.inflight.get(self._key(frame)) is claimed:
+                        del self.inflight[self._key(frame)]
+                claimed.set()
 
     def run(self, pairs: list[Pairing]) -> list[Insight]:
         """Pairings -> insights, in the same order."""
@@ -51,7 +92,7 @@ class Engine:
         if fused:
             if self.reuse:
                 frames = self._frame_features(pairs)
-                fi = np.stack([frames[(pairs[i].frame.camera_id, pairs[i].frame.seq)] for i in fused])
+                fi = np.stack([frames[self._key(pairs[i].frame)] for i in fused])
             else:                                       # the naive way: every UE embeds its frame again
                 images = np.stack([pairs[i].frame.image for i in fused]).transpose(0, 3, 1, 2)
                 fi = self.backend.embed_image(images.astype(np.float32) / 255.0).feature

@@ -43,8 +43,9 @@ def generate(ind_endpoint: str, frame_endpoint: str, artifact_dir: str, cameras:
     ctx = zmq.Context()
     ind, frm = ctx.socket(zmq.PUSH), ctx.socket(zmq.PUSH)
     for s, ep in ((ind, ind_endpoint), (frm, frame_endpoint)):
-        s.setsockopt(zmq.SNDHWM, 1000)
-        s.setsockopt(zmq.LINGER, 2000)
+        s.setsockopt(zmq.SNDHWM, 1000 if rate is not None else 16)   # max rate: a short queue, back-pressure
+        s.setsockopt(zmq.SNDTIMEO, 10_000)                 # back-pressure blocks; a dead xApp ends the run
+        s.setsockopt(zmq.LINGER, 10_000)                   # what was sent gets delivered before we exit
         s.connect(ep)
     time.sleep(0.3)                                         # let both connections come up
     tick = None if rate is None else cameras * ues_per_frame / rate   # seconds between a cell's indications
@@ -55,14 +56,18 @@ def generate(ind_endpoint: str, frame_endpoint: str, artifact_dir: str, cameras:
     seq = [0] * cameras
     sent = frames = 0
     first_ns = last_ns = 0
-    while True:
+    stalled = False
+    while not stalled:
         now = time.perf_counter()
         if now - t_start >= duration_s or sent + ues_per_frame > max_reports:
             break
         for c in range(cameras):                            # frames due
             if now >= next_frame[c]:
-                frm.send(encode_frame(f"cam{c}", seq[c], time.time_ns(), jpegs[(seq[c] + c) % len(jpegs)],
-                                      *frame_size, "jpeg"))
+                try:
+                    frm.send(encode_frame(f"cam{c}", seq[c], time.time_ns(), jpegs[(seq[c] + c) % len(jpegs)],
+                                          *frame_size, "jpeg"), zmq.NOBLOCK)
+                except zmq.Again:                            # frames are dropped, not queued, when behind
+                    pass
                 seq[c] += 1
                 frames += 1
                 next_frame[c] += 1.0 / fps
@@ -72,7 +77,11 @@ def generate(ind_endpoint: str, frame_endpoint: str, artifact_dir: str, cameras:
             base = (sn * ues_per_frame + c * 7) % len(csi)
             reports = [(c * 1000 + u, csi[(base + u) % len(csi)]) for u in range(ues_per_frame)]
             t_ns = time.time_ns()
-            ind.send(encode_indication("gnb-bench", sn, t_ns, reports, nr_cell_id=c + 1))
+            try:
+                ind.send(encode_indication("gnb-bench", sn, t_ns, reports, nr_cell_id=c + 1))
+            except zmq.Again:                                # the xApp took nothing for 10 s
+                stalled = True
+                break
             first_ns = first_ns or t_ns
             last_ns = t_ns
             sn += 1
@@ -88,7 +97,7 @@ def generate(ind_endpoint: str, frame_endpoint: str, artifact_dir: str, cameras:
     frm.close()
     ctx.term()
     out = {"sent": sent, "frames": frames, "first_send_ns": first_ns, "last_send_ns": last_ns,
-           "send_s": (last_ns - first_ns) / 1e9}
+           "send_s": (last_ns - first_ns) / 1e9, "stalled": stalled}
     if conn is not None:
         conn.send(out)
         conn.close()

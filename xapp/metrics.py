@@ -23,7 +23,8 @@ class Metrics:
         self.insights = Counter("wmfm_insights", "insights produced, by mode", ["mode"], registry=r)
         self.batch = Histogram("wmfm_batch_size", "UEs per inference batch", registry=r,
                                buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
-        self.stage = Histogram("wmfm_stage_seconds", "time per stage: decode, sync_wait, queue, infer, redis",
+        self.stage = Histogram("wmfm_stage_seconds",
+                               "time per stage: decode, frame_embed, sync_wait, queue, infer, redis",
                                ["stage"], registry=r, buckets=_MS)
         self.e2e = Histogram("wmfm_e2e_latency_seconds", "CSI collection time (source clock) to the Redis write",
                              registry=r, buckets=_MS)

@@ -26,28 +26,56 @@ from .records import CSIReport, Frame, Pairing
 SN_MOD = 1 << 16
 
 
+class _Seen:
+    """The last `size` SNs of a stream: a deque for order, a set for O(1) lookups."""
+
+    def __init__(self, size: int):
+        self.order: deque[int] = deque()
+        self.set: set[int] = set()
+        self.size = size
+
+    def add(self, sn: int) -> None:
+        self.order.append(sn)
+        self.set.add(sn)
+        if len(self.order) > self.size:
+            self.set.discard(self.order.popleft())
+
+
 class SNTracker:
-    def __init__(self, window: int = 1024):
+    """Per stream: gaps ahead, duplicates, late (out-of-order) arrivals up to `window` behind; an SN
+    further behind than that is a restarted sender (a new sequence), not a 30000-deep reordering."""
+
+    def __init__(self, window: int = 1024, max_streams: int = 100_000):
         self.last: dict[tuple, int] = {}
-        self.recent: dict[tuple, deque] = {}
-        self.window = window
+        self.seen: dict[tuple, _Seen] = {}
+        self.window, self.max_streams = window, max_streams
 
     def observe(self, stream: tuple, sn: int) -> tuple[str, int]:
-        """("ok" | "gap" | "duplicate" | "out_of_order", number of SNs skipped)."""
+        """("ok" | "gap" | "duplicate" | "out_of_order" | "reset", number of SNs skipped)."""
         last = self.last.get(stream)
-        recent = self.recent.setdefault(stream, deque(maxlen=self.window))
-        if last is None:
+        if last is None or stream not in self.seen:
+            if len(self.last) >= self.max_streams:            # bounded memory: forget everything
+                self.last.clear()
+                self.seen.clear()
             self.last[stream] = sn
-            recent.append(sn)
+            self.seen[stream] = _Seen(self.window)
+            self.seen[stream].add(sn)
             return "ok", 0
+        seen = self.seen[stream]
         d = (sn - last) % SN_MOD
-        if d == 0 or sn in recent:
+        if d == 0 or sn in seen.set:
             return "duplicate", 0
-        recent.append(sn)
-        if d < SN_MOD // 2:                            # ahead of the last one (with wrap)
+        if d < SN_MOD // 2:                                   # ahead of the last one (with wrap)
+            seen.add(sn)
             self.last[stream] = sn
             return ("gap", d - 1) if d > 1 else ("ok", 0)
-        return "out_of_order", 0
+        if SN_MOD - d <= self.window:                         # a little behind: late
+            seen.add(sn)
+            return "out_of_order", 0
+        self.seen[stream] = _Seen(self.window)                # far behind: the sender restarted
+        self.seen[stream].add(sn)
+        self.last[stream] = sn
+        return "reset", 0
 
 
 class _Camera:
@@ -59,10 +87,9 @@ class _Camera:
     def period_ns(self) -> float | None:
         if len(self.frames) < 3:
             return None
-        t = np.fromiter((f.t_ns for f in self.frames), dtype=np.int64)
-        d = np.diff(t)
-        d = d[d > 0]
-        return float(np.median(d)) if len(d) else None
+        t = [f.t_ns for f in self.frames]                    # Python ints: no int64 overflow
+        d = [b - a for a, b in zip(t, t[1:]) if b > a]
+        return float(np.median(d)) if d else None
 
     def nearest(self, t_ns: int, skew_ns: int) -> Frame | None:
         best, best_d = None, None
@@ -113,11 +140,16 @@ class FrameSync:
                 return Pairing(report, cam.nearest(report.t_ns, self.skew_ns))
             if period is not None:
                 farther = newest.t_ns + period - report.t_ns >= report.t_ns - newest.t_ns
-                too_late = cam.last_received_ns + period - now_ns > self.deadline_ns + period // 10
+                too_late = cam.last_received_ns + period - now_ns > self.deadline_ns
                 if farther or too_late:         # the next frame would be farther, or arrive after the deadline
                     return Pairing(report, cam.nearest(report.t_ns, self.skew_ns))
         cam.pending.append(report)
         return None
+
+    def start_clock(self, now_ns: int) -> None:
+        """Start every camera's grace period now (the loop starts; frames can only come from here on)."""
+        for cam in self.cams.values():
+            cam.last_received_ns = max(cam.last_received_ns, now_ns)
 
     def expire(self, now_ns: int) -> list[Pairing]:
         """Reports whose deadline has passed: paired with the best frame within the skew, or none."""

@@ -31,18 +31,23 @@ def counter(app, name, **labels) -> float:
     return app.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
-def send_pairs(tx: Sender, samples, start: int, n: int, t0: int, ues: int = 2, cam: str = "cam0", gap_s=0.005):
-    """Frame k at t0 + k*100 ms, then an indication (SN k) with `ues` UEs measured 2 ms later."""
+PERIOD_MS = 20
+
+
+def send_pairs(tx: Sender, samples, start: int, n: int, t0: int, ues: int = 2, cam: str = "cam0"):
+    """Frame k captured at t0 + k*PERIOD_MS, then an indication (SN k) with `ues` UEs measured 2 ms
+    later, each sent when this host's clock reaches its source time (as a live RAN and camera would)."""
     for k in range(start, start + n):
-        t = t0 + k * 100 * MS
+        t = t0 + k * PERIOD_MS * MS
+        time.sleep(max(0.0, (t - time.time_ns()) / 1e9))
         tx.frame(cam, k, t, samples["images"][k % len(samples["images"])])
+        time.sleep(max(0.0, (t + 2 * MS - time.time_ns()) / 1e9))
         tx.indication(k, t + 2 * MS, [(10 + u, samples["csi"][(k * ues + u) % len(samples["csi"])])
                                       for u in range(ues)])
-        time.sleep(gap_s)
 
 
 def test_insights_in_redis_equal_a_direct_call_of_the_model(run_xapp, samples, artifact):
-    app = run_xapp("batch.max_wait_us=2000")
+    app = run_xapp("batch.max_wait_us=2000", "sync.deadline_ms=20")   # about pairing and values, not latency
     tx, r = Sender(app), redis.Redis.from_url(app.redis_url)
     t0 = time.time_ns()
     send_pairs(tx, samples, 0, 12, t0)
@@ -52,7 +57,7 @@ def test_insights_in_redis_equal_a_direct_call_of_the_model(run_xapp, samples, a
     ref = inference.load("onnxruntime", artifact)
     for e in got:
         k, u = int(e["sn"]), int(e["ue"]) - 10
-        assert int(e["frame_t_ns"]) == t0 + k * 100 * MS and e["camera"] == "cam0"
+        assert int(e["frame_t_ns"]) == t0 + k * PERIOD_MS * MS and e["camera"] == "cam0"
         img = samples["images"][k][None].transpose(0, 3, 1, 2).astype(np.float32) / 255
         out = ref.fused(samples["csi"][(k * 2 + u)][None], img)
         assert float(e["p_los"]) == pytest.approx(float(out.p_los[0]), abs=1e-5)
@@ -90,10 +95,10 @@ def test_bad_input_is_counted_by_reason_while_good_messages_get_through(run_xapp
         tx.ind.send(b)
     for b in bad_frames:
         tx.frames.send(b)
-    tx.indication(2, t0 + 202 * MS, [(10, csi)])                # SN 2 again: duplicate
-    tx.indication(1, t0 + 102 * MS, [(10, csi)])                # after 2: out of order... and seen: duplicate
+    tx.indication(2, t0 + 42 * MS, [(10, csi)])                 # SN 2 again: duplicate
+    tx.indication(1, t0 + 22 * MS, [(10, csi)])                 # after 2: out of order... and seen: duplicate
     send_pairs(tx, samples, 5, 3, t0)                           # SNs 3, 4 missing: a gap of 2
-    tx.indication(4, t0 + 402 * MS, [(10, csi)])                # a missing one, late: out of order, still served
+    tx.indication(4, t0 + 82 * MS, [(10, csi)])                 # a missing one, late: out of order, still served
     assert wait_for(lambda: r.xlen(STREAM) >= 13)
     want = {("indications", "parse"): 2, ("indications", "shape"): 1, ("indications", "nonfinite"): 1,
             ("indications", "oversize"): 1, ("indications", "sm_version"): 1, ("frames", "parse"): 1,

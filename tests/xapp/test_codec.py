@@ -42,8 +42,9 @@ def test_generated_protobuf_code_is_current(tmp_path):
 
 @pytest.mark.parametrize("dtype,tol", [("complex64", 0.0), ("complex32", 2e-3)])
 def test_indication_round_trip(dtype, tol):
-    ind = codec.decode_indication(good_indication(dtype=dtype, ue_ant=2, snr_db=12.5), LIM, 123)
-    assert ind.sn == 7 and ind.stream == ("gnb1", 1, 1, 2, 1) and ind.cell == "00101:1" and ind.received_ns == 123
+    now = 1_700_000_000_500_000_000
+    ind = codec.decode_indication(good_indication(dtype=dtype, ue_ant=2, snr_db=12.5), LIM, now)
+    assert ind.sn == 7 and ind.stream == ("gnb1", 1, 1, 2, 1) and ind.cell == "00101:1" and ind.received_ns == now
     assert [r.ue_id for r in ind.reports] == [1, 2] and ind.reports[0].snr_db == 12.5
     for r, want in zip(ind.reports, (CSI, CSI * 2)):
         assert r.csi.shape == (2, 32, 64) and r.csi.dtype == np.float32
@@ -87,6 +88,16 @@ def test_each_bad_indication_has_its_reason():
     assert reason(d, codec.encode_indication("g", 1, 1, [(1, inf)])) == "nonfinite"
     assert reason(d, codec.encode_indication("g", 1, 0, [(1, CSI)])) == "range"          # collection time 0
     assert reason(d, codec.encode_indication("g", 1, 1, [(1, CSI), (1, CSI)])) == "range"  # same UE twice
+    assert reason(d, codec.encode_indication("gnb1\n", 1, 1, [(1, CSI)])) == "range"
+    with pytest.raises(DecodeError, match="collection_time_ns .* from this host's clock"):
+        d(good_indication(), LIM, 1_700_000_000_000_000_000 + 7200 * 10**9)        # two hours off
+    big = codec.encode_indication("g", 1, 1, [(1, np.full((2, 32, 64), 6e4, np.float32))], dtype="complex32")
+    m = ric_indication_pb2.RICIndication.FromString(big)
+    body = csi_sm_pb2.CSIIndicationMessage.FromString(m.ric_indication_message)
+    body.reports[0].data = np.full(2 * 32 * 64, 6e4, "<f2").tobytes()
+    body.reports[0].scale = 1e36                                  # finite FP16 data x a finite scale = inf
+    m.ric_indication_message = body.SerializeToString()
+    assert reason(d, m.SerializeToString()) == "nonfinite"
 
     def edit(fn):
         m = ric_indication_pb2.RICIndication.FromString(good_indication())
@@ -131,6 +142,10 @@ def test_each_bad_frame_has_its_reason():
     assert reason(d, codec.encode_frame("cam0", 0, 1, IMG.tobytes()[:-3], 32, 32, "raw")) == "image_size"
     assert reason(d, codec.encode_frame("cam0", 0, 0, png, 32, 32, "png")) == "range"
     assert reason(d, codec.encode_frame("cam0", 0, 1, png, 8, 8, "png")) == "range"
+    assert reason(d, codec.encode_frame("cam0", 0, 1, png, 8192, 8192, "png")) == "range"     # pixel cap
+    gif = __import__("io").BytesIO()
+    __import__("PIL.Image").Image.fromarray(IMG).save(gif, format="GIF")
+    assert reason(d, codec.encode_frame("cam0", 0, 1, gif.getvalue(), 32, 32, "png")) == "image"
     m = camera_pb2.CameraFrame.FromString(codec.encode_frame("cam0", 0, 1, png, 32, 32, "png"))
     m.encoding = 0
     assert reason(d, m.SerializeToString()) == "range"

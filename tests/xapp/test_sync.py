@@ -32,6 +32,10 @@ def test_sn_tracker_gaps_duplicates_out_of_order_and_wrap():
     assert t.observe(s, 65535) == ("duplicate", 0)
     assert t.observe(s, 2) == ("ok", 0)
     assert t.observe(("g", 2, 2), 2) == ("ok", 0)     # streams are independent
+    assert t.observe(s, 30000) == ("gap", 29997)
+    assert t.observe(s, 5) == ("reset", 0)             # far behind: the sender restarted, a new sequence
+    assert t.observe(s, 6) == ("ok", 0)
+    assert t.observe(s, 4) == ("out_of_order", 0)
 
 
 def test_report_after_a_later_frame_pairs_at_once_with_the_nearest():
