@@ -33,7 +33,7 @@ from wmfm.artifact import Artifact
 from wmfm.config import to_dict
 
 from . import inference
-from .codec import DecodeError, Limits, decode_indication
+from .codec import DecodeError, Limits, decode_frame, decode_indication
 from .config import XAppConfig
 from .frames import FrameWorker
 from .infer import Engine
@@ -118,8 +118,10 @@ class XApp:
             self.curve = Curve(self.ctx, cfg.curve) if cfg.curve.enabled else None
             for name in ("frames", "indications"):
                 self.socks[name], self.endpoints[name] = open_socket(self.ctx, getattr(cfg, name), self.curve, name)
-            self.frames = FrameWorker(self.ctx, self.socks["frames"], self.limits_frames, self.engine, self.metrics,
-                                      self.log)
+            self.frames = FrameWorker(self.ctx, self.socks["frames"],
+                                      lambda buf, now: self._decode("frames", decode_frame, self.limits_frames, buf,
+                                                                    now),
+                                      self.engine, self.metrics, self.log)
             self.status = StatusServer(cfg.http.host, cfg.http.port, self).start()
         except BaseException:
             self.close()
@@ -149,7 +151,8 @@ class XApp:
 
     # --- the loop --------------------------------------------------------------------
     def _decode(self, socket: str, decode, limits: Limits, buf: bytes, now: int):
-        """The record, or None after counting the reason (a bad message never stops the loop)."""
+        """The record, or None after counting the reason (a bad message never stops the loop).
+        Called by the loop (indications) and the frame worker (frames)."""
         t0 = time.perf_counter()
         try:
             rec = decode(buf, limits, now)

@@ -11,23 +11,22 @@ embedding before it is done waits for it instead of computing it twice (Engine.p
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
 
 import zmq
 
-from .codec import DecodeError, Limits, decode_frame
 from .records import Frame
 
 _ids = iter(range(1 << 30))
 
 
 class FrameWorker(threading.Thread):
-    def __init__(self, ctx: zmq.Context, sock: zmq.Socket, limits: Limits, engine, metrics, log):
+    def __init__(self, ctx: zmq.Context, sock: zmq.Socket, decode, engine, metrics, log):
+        """decode(buf, received_ns) -> Frame, or None (the reason already counted)."""
         super().__init__(name="wmfm-frames", daemon=True)
-        self.sock, self.limits, self.engine, self.m, self.log = sock, limits, engine, metrics, log
+        self.sock, self.decode, self.engine, self.m, self.log = sock, decode, engine, metrics, log
         self.frames: deque[Frame] = deque()
         addr = f"inproc://wmfm-frames-{next(_ids)}"
         self.wake_rx = ctx.socket(zmq.PAIR)                 # the loop polls this one
@@ -38,10 +37,6 @@ class FrameWorker(threading.Thread):
         self.drain_until = 0.0
 
     def run(self) -> None:
-        try:                                                # Linux: nice is per thread; the CSI path wins
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)   # the CPU when both want it
-        except (AttributeError, OSError):
-            pass
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
         try:
@@ -63,17 +58,10 @@ class FrameWorker(threading.Thread):
 
     def _one(self, buf: bytes) -> None:
         self.m.messages.labels("frames").inc()
-        now = time.time_ns()
-        t0 = time.perf_counter()
-        try:
-            frame = decode_frame(buf, self.limits, now)
-        except DecodeError as exc:
-            self.m.decode_errors.labels("frames", exc.reason).inc()
-            self.log.debug("message dropped", extra={"mdc": {"socket": "frames", "reason": exc.reason,
-                                                             "detail": exc.detail}})
+        frame = self.decode(buf, time.time_ns())
+        if frame is None:
             return
         t1 = time.perf_counter()
-        self.m.stage.labels("decode").observe(t1 - t0)
         done = self.engine.claim(frame)                     # before the hand-over: a batch waits for it
         self.frames.append(frame)
         self._wake_tx.send(b"f", zmq.NOBLOCK)
@@ -104,3 +92,5 @@ class FrameWorker(threading.Thread):
 
     def close(self) -> None:
         self.wake_rx.close(linger=0)
+        if not self._wake_tx.closed:                        # never started: its run() did not close it
+            self._wake_tx.close(linger=0)
