@@ -14,6 +14,13 @@ COLORS = {("wmfm", "fused"): "tab:blue", ("wmfm", "csi"): "tab:cyan", ("wmfm", "
           ("e2e", "fused"): "tab:red", ("e2e", "csi"): "tab:orange", ("e2e", "image"): "tab:brown"}
 
 
+def _save(fig, out: Path, name: str) -> str:
+    """Lay out, write `out/name` and free the figure; returns the file name for the report."""
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=120)
+    plt.close(fig)
+    return name
+
 def write(rep: dict, out: Path, keep: dict, emb: dict) -> None:
     """All plots plus report.md in `out`. `keep`: per-(method, modality, fraction) test outputs of
     the first seed; `emb`: test embeddings, LoS labels and true positions."""
@@ -41,10 +48,7 @@ def _fractions(rep: dict, out: Path) -> str:
         ax.set_title(title)
         ax.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "fractions.png", dpi=120)
-    plt.close(fig)
-    return "fractions.png"
+    return _save(fig, out, "fractions.png")
 
 
 def _cdf(keep: dict, truth: np.ndarray, out: Path) -> str:
@@ -59,10 +63,7 @@ def _cdf(keep: dict, truth: np.ndarray, out: Path) -> str:
     ax.set_ylabel("CDF (test)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "loc_cdf.png", dpi=120)
-    plt.close(fig)
-    return "loc_cdf.png"
+    return _save(fig, out, "loc_cdf.png")
 
 
 def _confusion(keep: dict, out: Path) -> str:
@@ -81,10 +82,7 @@ def _confusion(keep: dict, out: Path) -> str:
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(f"{key[0].upper()} {key[1]}, 100 % labels")
-    fig.tight_layout()
-    fig.savefig(out / "confusion.png", dpi=120)
-    plt.close(fig)
-    return "confusion.png"
+    return _save(fig, out, "confusion.png")
 
 
 def _curves(rep: dict, keep: dict, out: Path) -> str:
@@ -109,10 +107,7 @@ def _curves(rep: dict, keep: dict, out: Path) -> str:
         ax.legend(fontsize=8)
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "training_curves.png", dpi=120)
-    plt.close(fig)
-    return "training_curves.png"
+    return _save(fig, out, "training_curves.png")
 
 
 def _embeddings(emb: dict, out: Path) -> str:
@@ -128,10 +123,7 @@ def _embeddings(emb: dict, out: Path) -> str:
         var = s[:2] ** 2 / (s ** 2).sum()
         ax.set_title(f"{'CSI' if name == 'z_csi' else 'image'} embeddings, test (PCA {var[0]:.0%}/{var[1]:.0%})")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "embeddings_pca.png", dpi=120)
-    plt.close(fig)
-    return "embeddings_pca.png"
+    return _save(fig, out, "embeddings_pca.png")
 
 
 def _f(x, nd=3) -> str:

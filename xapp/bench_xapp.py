@@ -24,6 +24,7 @@ import numpy as np
 import redis
 
 from .codec import decode_insight
+from .loadgen import generate
 from .redis_server import EmbeddedRedis
 
 BASELINE = ["backend.name=torch", "batch.max_batch=1", "batch.reuse_frames=false"]
@@ -66,6 +67,7 @@ def _start_xapp(artifact: str, redis_url: str, cameras: int, overrides: list[str
     log = open(folder / "xapp.log", "w")
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=log, text=True)
     lines: list[str] = []
+    ready: list[dict] = []
     found = threading.Event()
 
     def pump():                                         # keep its log flowing; spot the "ready" line
@@ -73,6 +75,7 @@ def _start_xapp(artifact: str, redis_url: str, cameras: int, overrides: list[str
             log.write(line)
             lines.append(line)
             if not found.is_set() and line.startswith("{") and json.loads(line).get("msg") == "ready":
+                ready.append(json.loads(line))
                 found.set()
     threading.Thread(target=pump, daemon=True).start()
     t_end = time.monotonic() + 120
@@ -80,8 +83,7 @@ def _start_xapp(artifact: str, redis_url: str, cameras: int, overrides: list[str
         if proc.poll() is not None or time.monotonic() > t_end:
             proc.kill()
             raise RuntimeError(f"the xApp did not start: {''.join(lines)[-800:]}")
-    ready = next(json.loads(x) for x in lines if x.startswith("{") and json.loads(x).get("msg") == "ready")
-    return proc, ready["mdc"]["endpoints"]
+    return proc, ready[0]["mdc"]["endpoints"]
 
 
 def _load(eps: dict, redis_url: str, artifact: str, cameras: int, ues: int, rate: float | None, duration_s: float,
@@ -92,8 +94,8 @@ def _load(eps: dict, redis_url: str, artifact: str, cameras: int, ues: int, rate
     try:
         parent, child = mp.Pipe()
         gen = mp.get_context("spawn").Process(
-            target=_generate, args=(eps["indications"], eps["frames"], str(artifact), cameras, ues, rate,
-                                    duration_s, fps, max_reports, child))
+            target=generate, args=(eps["indications"], eps["frames"], str(artifact), cameras, ues, rate, duration_s,
+                                   fps), kwargs={"max_reports": max_reports, "conn": child})
         gen.start()
         child.close()                                       # so a dead generator shows as EOF here
         while not parent.poll(0.5):
@@ -148,10 +150,6 @@ def _summary(sent: dict, reader: Reader, overrides: list[str], code: int | None)
             "throughput_per_s": received / span_s, "p50_ms": pct(50), "p99_ms": pct(99), "p999_ms": pct(99.9),
             "max_ms": pct(100), "exit_code": code, "generator_stalled": sent["stalled"], "_latency_ms": lat}
 
-
-def _generate(*args):
-    from .loadgen import generate
-    generate(*args[:8], max_reports=args[8], conn=args[9])
 
 
 def run(artifact: str, rate: float | None, duration_s: float, ues: int, cameras: int, fps: float = 10.0,
