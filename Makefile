@@ -34,15 +34,12 @@ proto: setup
 descriptor: setup
 	$(PY) -m wmfm.xapp.schema > deploy/descriptor/schema.json
 
-# The main job on embedded defaults: twin -> cache -> WMFM pretraining -> heads and E2E at
-# six label fractions x 3 seeds -> report (the `tiny` preset) -> ONNX export with parity ->
-# backend benchmark (~2 min on 2 cores after set-up).
+# The main job on embedded defaults (`wmfm demo`): twin -> cache -> WMFM pretraining -> heads and
+# E2E sweep (the `tiny` preset, report) -> ONNX export -> embedded redis-server + the xApp ->
+# real-time replay of the test trajectories -> scores + pictures in $(DEMO)/replay. ~4 min the first
+# time on 2 cores after set-up, ~1 min when $(DEMO)/artifact exists.
 demo: setup
-	$(VENV)/bin/wmfm experiment --preset tiny --out $(DEMO)
-	$(VENV)/bin/wmfm twin show --scenario $(DEMO)/data/twin --scene 250 --out $(DEMO)/scene_250.png
-	$(VENV)/bin/wmfm export --checkpoint $(DEMO)/model.pt --out $(DEMO)/artifact --fp16 --overwrite
-	$(VENV)/bin/wmfm bench model --artifact $(DEMO)/artifact --out $(DEMO)/bench_model.json --quiet
-	@echo "report: $(DEMO)/report.md (plots next to it), artifact: $(DEMO)/artifact, bench: $(DEMO)/bench_model.json"
+	$(VENV)/bin/wmfm demo --out $(DEMO)
 
 # The committed reference result (docs/results/cpu): ~45 min on the 2-core CPU machine.
 experiment-cpu: setup

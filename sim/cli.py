@@ -46,6 +46,43 @@ def register(sub: argparse._SubParsersAction) -> None:
     st.add_argument("--out", type=Path, help="PNG (default: CACHE/stats.png)")
     st.set_defaults(func=_dataset_stats)
 
+    r = sub.add_parser("replay", help="play a DeepVerse6G scenario into a running xApp (RAN + cameras) and "
+                                      "score its insights live")
+    r.add_argument("--scenario", type=Path, required=True, help="scenario folder (twin or real DeepVerse6G)")
+    r.add_argument("--indications", default="tcp://127.0.0.1:5560", help="the xApp's indication endpoint")
+    r.add_argument("--frames", default="tcp://127.0.0.1:5561", help="the xApp's frame endpoint")
+    r.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="the Redis the xApp writes to")
+    r.add_argument("--namespace", default="wmfm", help="the xApp's SDL namespace (redis.namespace)")
+    r.add_argument("--metrics", help="the xApp's metrics URL (http://host:8080/ric/v1/metrics): adds what it "
+                                     "counted and its stage latency breakdown")
+    r.add_argument("--split", default="test", choices=("all", "train", "val", "test"),
+                   help="scenes of this split (time blocks as `wmfm dataset build` cuts them)")
+    r.add_argument("--cache", type=Path, help="the model's training cache: take its split (else the defaults)")
+    r.add_argument("--bs", type=int, default=1, help="BS id (1-based)")
+    r.add_argument("--camera", default=None, help="camera sensor id or index (default: the first)")
+    r.add_argument("--loader-config", type=Path, help="deepverse loader config (default: SCENARIO/param/config.yaml)")
+    r.add_argument("--scene-period", type=float, help="seconds between scenes (default: from the twin, else 0.1)")
+    pace = r.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=float, default=1.0, help="real time x SPEED (default 1)")
+    pace.add_argument("--max-rate", action="store_true", help="as fast as the xApp takes them")
+    r.add_argument("--loop", action="store_true", help="repeat the scenes (soak; needs --duration or --count)")
+    r.add_argument("--duration", type=float, help="stop sending after this many seconds")
+    r.add_argument("--count", type=int, help="stop after this many UE indications")
+    r.add_argument("--snr-db", type=float, help="CSI estimation noise at this SNR [dB] (default: none)")
+    r.add_argument("--jitter-ms", type=float, default=0.0, help="network delay per message, uniform in [0, J] ms")
+    r.add_argument("--drop", type=float, default=0.0, help="probability an indication is lost")
+    r.add_argument("--reorder", type=float, default=0.0, help="probability an indication is overtaken by the next")
+    r.add_argument("--camera-lag-ms", type=float, default=0.0, help="frames sent this long after capture")
+    r.add_argument("--outage", action="append", default=[], metavar="START:END",
+                   help="camera outage window, seconds of replay time (repeatable)")
+    r.add_argument("--clock-offset-ms", type=float, default=0.0, help="camera clock minus RAN clock")
+    r.add_argument("--seed", type=int, default=0, help="seed of the noise, drops, reordering and jitter")
+    r.add_argument("--cell", default="00101:1", help="<plmn>:<nr_cell_id> the indications come from")
+    r.add_argument("--settle", type=float, default=3.0, help="seconds to wait for the last insights")
+    r.add_argument("--out", type=Path, help="folder for replay.json, insights.csv and the PNGs")
+    r.add_argument("--quiet", action="store_true", help="no progress line")
+    r.set_defaults(func=_replay)
+
 
 def _twin_generate(args) -> int:
     from wmfm.config import load_file
@@ -103,3 +140,37 @@ def _dataset_stats(args) -> int:
     print(json.dumps(summary, indent=2))
     print(f"picture {png}")
     return 0
+
+
+def _outages(specs: list[str]) -> tuple[tuple[float, float], ...]:
+    from wmfm.config import ConfigError
+    out = []
+    for spec in specs:
+        try:
+            a, b = (float(v) for v in spec.split(":"))
+        except ValueError:
+            raise ConfigError(f"--outage: expected START:END in seconds, got {spec!r}") from None
+        out.append((a, b))
+    return tuple(out)
+
+
+def _replay(args) -> int:
+    from . import replay
+
+    cfg = replay.ReplayConfig(speed=args.speed, max_rate=args.max_rate, loop=args.loop, duration_s=args.duration,
+                              count=args.count, snr_db=args.snr_db, jitter_ms=args.jitter_ms, drop=args.drop,
+                              reorder=args.reorder, camera_lag_ms=args.camera_lag_ms, outages=_outages(args.outage),
+                              clock_offset_ms=args.clock_offset_ms, seed=args.seed, cell=args.cell,
+                              settle_s=args.settle)
+    cfg.validate()
+    rec = replay.load(args.scenario, args.split, args.cache, args.bs, args.camera, args.loader_config,
+                      args.scene_period, max_reports=None if args.loop else args.count, progress=not args.quiet)
+    print(f"replay  {rec.n_reports} UE reports in {len(rec.scenes)} scenes of {args.scenario} ({rec.split}), "
+          f"camera {rec.camera_id}, {'max rate' if cfg.max_rate else f'{cfg.speed:g}x real time'}")
+    summary = replay.replay(rec, args.indications, args.frames, args.redis, cfg, metrics_url=args.metrics,
+                            namespace=args.namespace, out=args.out, progress=not args.quiet)
+    print(replay.report(summary))
+    if args.out:
+        print(f"wrote   {args.out / 'replay.json'}, {args.out / 'insights.csv'} and "
+              f"{', '.join(Path(p).name for p in summary.get('plots', []))}")
+    return 1 if summary["stalled"] else 0

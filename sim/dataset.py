@@ -25,6 +25,8 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +199,50 @@ def build(scenario: str | Path, out: str | Path, bs: int = 1, camera: str | int 
     return meta
 
 
+@dataclass
+class SceneSamples:
+    """The UEs of one scene, as deepverse generates them (what the cache and the replay read)."""
+    scene: int
+    image: str                # the camera frame's file
+    ues: list[int]            # UE index j within the scene's BS -> UE file
+    csi: np.ndarray           # [n, n_ue_ant * n_bs_ant, n_sc] complex128
+    position: np.ndarray      # [n, 3] float, metres (`loc-ue`)
+    ue_id: np.ndarray         # [n] int64 moving-object id (the UE index without a trajectory file)
+
+
+def read_scenes(info: ScenarioInfo, by_scene: dict[int, list[int]], config: Path | None, tmp: Path,
+                chunk: int = 2500, status=None) -> Iterator[SceneSamples]:
+    """The UEs ``by_scene`` = {scene: [j, ...]} through deepverse, scene by scene in order (one
+    ``Dataset`` per chunk of scenes: it generates everything eagerly). ``status(text)`` is told
+    when a chunk is being loaded."""
+    scenes = sorted(by_scene)
+    for c0 in range(0, len(scenes), chunk):
+        part = scenes[c0:c0 + chunk]
+        if status:
+            status(f"deepverse loading scenes {part[0]}-{part[-1]}")
+        ds = _open_dataset(loader_params(info, part, config), tmp)
+        if status:
+            status("")
+        owner = {}
+        for oid, obj in getattr(ds.scenario, "moving_objects", {}).items():
+            for t, j in zip(obj.time, obj.object_scene_id):
+                owner[(t, j)] = oid
+        for i, s in enumerate(part):
+            ues = [int(j) for j in by_scene[s]]
+            csi, pos = [], []
+            for j in ues:
+                ch = ds.get_sample("comm-ue", index=i, ue_idx=j, bs_idx=0)
+                if ch.coeffs is None:   # every path outside the antenna field of view
+                    raise ScenarioError(f"scene {s} UE {j}: deepverse generated no channel "
+                                        "(all paths outside the antenna FoV?)")
+                csi.append(ch.coeffs.reshape(-1, ch.coeffs.shape[2]))
+                pos.append(ds.get_sample("loc-ue", index=i, ue_idx=j))
+            yield SceneSamples(s, ds.get_sample("cam", index=i, device_index=int(info.camera_index)), ues,
+                               np.stack(csi), np.asarray(pos, float).reshape(-1, 3),
+                               np.array([int(owner.get((s, j), j)) for j in ues], np.int64))
+        del ds
+
+
 def _fill(info: ScenarioInfo, index, tmp: Path, n: int, image_size, config, period, chunk, progress) -> dict:
     """Read every sample through deepverse into memory-mapped arrays in ``tmp``."""
     from numpy.lib.format import open_memmap
@@ -209,42 +255,28 @@ def _fill(info: ScenarioInfo, index, tmp: Path, n: int, image_size, config, peri
     ue = np.zeros(n, np.int64)
     n_paths = np.zeros(n, np.int16)
     power = np.zeros(n, np.float32)
-    by_scene: dict[int, list[tuple[int, int]]] = {}
-    for k, (s, j) in enumerate(index):
-        by_scene.setdefault(s, []).append((k, int(j)))
-    scenes = sorted(by_scene)
+    by_scene: dict[int, list[int]] = {}
+    for s, j in index:
+        by_scene.setdefault(s, []).append(int(j))
     bar = tqdm(total=n, desc="cache", unit="sample", disable=not progress)
-    for c0 in range(0, len(scenes), chunk):
-        part = scenes[c0:c0 + chunk]
-        bar.set_postfix_str(f"deepverse loading scenes {part[0]}-{part[-1]}")
-        ds = _open_dataset(loader_params(info, part, config), tmp)
-        bar.set_postfix_str("")
-        owner = {}
-        for oid, obj in getattr(ds.scenario, "moving_objects", {}).items():
-            for t, j in zip(obj.time, obj.object_scene_id):
-                owner[(t, j)] = oid
-        for i, s in enumerate(part):
-            img = load_image(ds.get_sample("cam", index=i, device_index=int(info.camera_index)), (h, w))
-            lk = info.links[s]
-            for k, j in by_scene[s]:
-                ch = ds.get_sample("comm-ue", index=i, ue_idx=j, bs_idx=0)
-                if ch.coeffs is None:   # every path outside the antenna field of view
-                    raise ScenarioError(f"scene {s} UE {j}: deepverse generated no channel "
-                                        "(all paths outside the antenna FoV?)")
-                if not arrays:
-                    n_ant, n_sc = ch.coeffs.shape[0] * ch.coeffs.shape[1], ch.coeffs.shape[2]
-                    arrays["csi"] = open_memmap(tmp / "csi.npy", "w+", np.float32, (n, 2, n_ant, n_sc))
-                    arrays["images"] = open_memmap(tmp / "images.npy", "w+", np.uint8, (n, h, w, 3))
-                c = ch.coeffs.reshape(n_ant, n_sc)
-                arrays["csi"][k, 0], arrays["csi"][k, 1] = c.real, c.imag
-                arrays["images"][k] = img
-                pos[k] = ds.get_sample("loc-ue", index=i, ue_idx=j)
-                los[k] = lk.los[j]
-                n_paths[k] = lk.n_paths[j]
-                power[k] = lk.power_dbm[j]
-                ue[k] = int(owner.get((s, j), j))
-            bar.update(len(by_scene[s]))
-        del ds
+    k = 0                                   # samples are in (scene, UE) order, as `index`
+    for sc in read_scenes(info, by_scene, config, tmp, chunk, bar.set_postfix_str):
+        img = load_image(sc.image, (h, w))
+        lk = info.links[sc.scene]
+        if not arrays:
+            n_ant, n_sc = sc.csi.shape[1:]
+            arrays["csi"] = open_memmap(tmp / "csi.npy", "w+", np.float32, (n, 2, n_ant, n_sc))
+            arrays["images"] = open_memmap(tmp / "images.npy", "w+", np.uint8, (n, h, w, 3))
+        for c, j, p, oid in zip(sc.csi, sc.ues, sc.position, sc.ue_id):
+            arrays["csi"][k, 0], arrays["csi"][k, 1] = c.real, c.imag
+            arrays["images"][k] = img
+            pos[k] = p
+            los[k] = lk.los[j]
+            n_paths[k] = lk.n_paths[j]
+            power[k] = lk.power_dbm[j]
+            ue[k] = oid
+            k += 1
+        bar.update(len(sc.ues))
     bar.close()
     for a in arrays.values():
         a.flush()

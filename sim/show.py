@@ -35,28 +35,9 @@ def show_scene(scenario: str | Path, scene: int, out: str | Path, bs: int = 1, n
     links = read_links(ue_file, scenario, len(locs))
 
     fig, (ax, axc) = plt.subplots(1, 2, figsize=(15, 5.5), gridspec_kw={"width_ratios": [1.35, 1]})
-    twin = info.twin
-    cfg = None
-    if twin:
-        from .twin.config import TwinConfig
-        from .twin.generate import rngs
-        from .twin.world import World
-
-        cfg = from_dict(TwinConfig, twin["config"], "twin")
-        world = World.build(cfg, rngs(twin["seed"])[0])
-        road = cfg.road
-        hl = road.length_m / 2
-        ax.add_patch(Rectangle((-hl, -road.half_width_m), road.length_m, 2 * road.half_width_m, color="0.35"))
-        for i in range(1, road.lanes_per_direction):
-            for side in (-1, 1):
-                ax.axhline(side * i * road.lane_width_m, color="w", ls=(0, (3, 6)), lw=0.8)
-        ax.axhline(0, color="gold", lw=1.2)
-        for b in world.buildings:
-            ax.add_patch(Rectangle((b[0], b[1]), b[3] - b[0], b[4] - b[1], color="0.75", ec="0.5"))
-        lo, hi = cfg.traffic.coverage_x_m
-        ax.axvspan(lo, hi, color="yellow", alpha=0.07, label="coverage zone")
-        if bs_loc is None:
-            bs_loc = np.asarray(cfg.bs.position_m)
+    cfg, twin_bs = draw_map(ax, info.twin)
+    if bs_loc is None:
+        bs_loc = twin_bs
     if info.has_trajectory:
         tfile = scenario / "wireless" / "trajectory.mat"
         objs = scipy.io.loadmat(tfile, simplify_cells=True)["scene"][scene]["objects"]
@@ -97,8 +78,7 @@ def show_scene(scenario: str | Path, scene: int, out: str | Path, bs: int = 1, n
                     label="reflected/scattered" if j == 0 and p == 1 else None)
             ax.text(*pt, f"{m[2, p]:.0f} dBm", fontsize=6, color="tab:blue", zorder=7, clip_on=True)
     if cfg is not None:
-        ax.set_xlim(-25, cfg.traffic.coverage_x_m[1] + 25)
-        ax.set_ylim(-cfg.road.facade_y_m - 8, cfg.road.facade_y_m + 8)
+        map_limits(ax, cfg)
     ax.set_aspect("equal")
     ax.set_xlabel("x along the road [m]")
     ax.set_ylabel("y [m]")
@@ -113,6 +93,36 @@ def show_scene(scenario: str | Path, scene: int, out: str | Path, bs: int = 1, n
     fig.savefig(out, dpi=130)
     plt.close(fig)
     return out
+
+
+def draw_map(ax, twin: dict | None):
+    """The twin's street (road, lanes, buildings, coverage zone) on a top-down axis, when the
+    scenario was written by our twin (param/twin.json); returns (TwinConfig or None, BS xyz or None)."""
+    if not twin:
+        return None, None
+    from .twin.config import TwinConfig
+    from .twin.generate import rngs
+    from .twin.world import World
+
+    cfg = from_dict(TwinConfig, twin["config"], "twin")
+    world = World.build(cfg, rngs(twin["seed"])[0])
+    road = cfg.road
+    hl = road.length_m / 2
+    ax.add_patch(Rectangle((-hl, -road.half_width_m), road.length_m, 2 * road.half_width_m, color="0.35"))
+    for i in range(1, road.lanes_per_direction):
+        for side in (-1, 1):
+            ax.axhline(side * i * road.lane_width_m, color="w", ls=(0, (3, 6)), lw=0.8)
+    ax.axhline(0, color="gold", lw=1.2)
+    for b in world.buildings:
+        ax.add_patch(Rectangle((b[0], b[1]), b[3] - b[0], b[4] - b[1], color="0.75", ec="0.5"))
+    lo, hi = cfg.traffic.coverage_x_m
+    ax.axvspan(lo, hi, color="yellow", alpha=0.07, label="coverage zone")
+    return cfg, np.asarray(cfg.bs.position_m)
+
+
+def map_limits(ax, cfg) -> None:
+    ax.set_xlim(-25, cfg.traffic.coverage_x_m[1] + 25)
+    ax.set_ylim(-cfg.road.facade_y_m - 8, cfg.road.facade_y_m + 8)
 
 
 def dataset_stats(cache: str | Path, out: str | Path | None = None) -> tuple[dict, Path]:

@@ -1,5 +1,6 @@
 import dataclasses as dc
 import json
+import threading
 
 import pytest
 from wmfm.sim.twin.config import TwinConfig
@@ -33,3 +34,26 @@ def artifact(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("artifact") / "wmfm"
     assert main(["export", "--checkpoint", str(tiny[0] / "model.pt"), "--out", str(out), "--fp16"]) == 0
     return out
+
+
+@pytest.fixture
+def run_xapp(artifact):
+    """run_xapp(*overrides, redis=URL) -> a started XApp whose loop runs in a thread; stopped after the test."""
+    apps = []
+
+    def start(*overrides, redis=None):
+        from wmfm.xapp.app import XApp
+        from wmfm.xapp.config import load as load_config
+        cfg = load_config(None, [f"artifact={artifact}", "indications.endpoint=tcp://127.0.0.1:*",
+                                 "frames.endpoint=tcp://127.0.0.1:*", "http.port=0", "http.host=127.0.0.1",
+                                 *overrides], env={})
+        app = XApp(cfg, redis_url=redis).start()
+        th = threading.Thread(target=app.run, daemon=True)
+        th.start()
+        apps.append((app, th))
+        return app
+
+    yield start
+    for app, th in apps:
+        app.stop()
+        th.join(timeout=30)

@@ -24,7 +24,21 @@ def build_parser() -> argparse.ArgumentParser:
     sim_cli.register(sub)
     model_cli.register(sub)
     xapp_cli.register(sub)
+    d = sub.add_parser("demo", help="the whole system in one command: twin -> train -> export -> xApp + Redis "
+                                    "-> real-time replay of the test trajectories -> scores and pictures")
+    d.add_argument("--out", default=".cache/demo", help="working folder (a trained artifact there is reused)")
+    d.add_argument("--speed", type=float, default=1.0, help="replay at real time x SPEED")
+    d.add_argument("--quiet", action="store_true", help="no progress bars")
+    d.set_defaults(func=_demo)
     return parser
+
+
+def _demo(args) -> int:
+    from wmfm.demo import run
+    if not args.speed > 0:
+        raise ConfigError(f"--speed: must be > 0, got {args.speed}")
+    summary = run(args.out, speed=args.speed, progress=not args.quiet)
+    return 0 if summary["xapp_exit_code"] == 0 and summary["received"] and not summary["stalled"] else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,6 +24,7 @@ import redis
 from .codec import decode_insight
 from .loadgen import generate
 from .redis_server import EmbeddedRedis
+from .spawn import XAppProcess
 
 BASELINE = ["backend.name=torch", "batch.max_batch=1", "batch.reuse_frames=false"]
 
@@ -54,36 +53,6 @@ class Reader(threading.Thread):
         self.stop_flag.set()
         self.join(timeout=5)
         self.pubsub.close()
-
-
-def _start_xapp(artifact: str, redis_url: str, cameras: int, overrides: list[str], folder: Path):
-    cams = {f"cam{c}": {"cells": [f"00101:{c + 1}"]} for c in range(cameras)}
-    args = [sys.executable, "-m", "wmfm.xapp", "--artifact", str(artifact), "--redis", redis_url,
-            "--set", "indications.endpoint=tcp://127.0.0.1:*", "--set", "frames.endpoint=tcp://127.0.0.1:*",
-            "--set", "http.port=0", "--set", "http.host=127.0.0.1", "--set", f"cameras={json.dumps(cams)}",
-            "--set", "indications.rcvhwm=2000", "--set", "frames.rcvhwm=64"]
-    for o in overrides:
-        args += ["--set", o]
-    log = open(folder / "xapp.log", "w")
-    proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=log, text=True)
-    lines: list[str] = []
-    ready: list[dict] = []
-    found = threading.Event()
-
-    def pump():                                         # keep its log flowing; spot the "ready" line
-        for line in proc.stderr:
-            log.write(line)
-            lines.append(line)
-            if not found.is_set() and line.startswith("{") and json.loads(line).get("msg") == "ready":
-                ready.append(json.loads(line))
-                found.set()
-    threading.Thread(target=pump, daemon=True).start()
-    t_end = time.monotonic() + 120
-    while not found.wait(0.1):
-        if proc.poll() is not None or time.monotonic() > t_end:
-            proc.kill()
-            raise RuntimeError(f"the xApp did not start: {''.join(lines)[-800:]}")
-    return proc, ready[0]["mdc"]["endpoints"]
 
 
 def _load(eps: dict, redis_url: str, artifact: str, cameras: int, ues: int, rate: float | None, duration_s: float,
@@ -123,18 +92,16 @@ def run_variant(artifact: str, overrides: list[str], cameras: int, ues: int, rat
         code = None
     else:
         with tempfile.TemporaryDirectory(prefix="wmfm-bench-") as tmp, EmbeddedRedis(Path(tmp) / "redis") as srv:
-            queue = [] if rate is not None else ["indications.rcvhwm=16"]   # max rate: measure service, not a queue
-            proc, eps = _start_xapp(artifact, srv.url, cameras, [*queue, *overrides], Path(tmp))
-            try:
-                sent, reader = _load(eps, srv.url, artifact, cameras, ues, rate, duration_s, fps, max_reports,
-                                     settle_s)
-            finally:
-                proc.terminate()
+            cams = {f"cam{c}": {"cells": [f"00101:{c + 1}"]} for c in range(cameras)}
+            # max rate: a short queue, so the figures measure the service, not time spent queued
+            hwm = "indications.rcvhwm=2000" if rate is not None else "indications.rcvhwm=16"
+            ov = [f"cameras={json.dumps(cams)}", "frames.rcvhwm=64", hwm, *overrides]
+            with XAppProcess(artifact, srv.url, ov, Path(tmp) / "xapp.log") as xapp:
                 try:
-                    code = proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    code = proc.wait()
+                    sent, reader = _load(xapp.endpoints, srv.url, artifact, cameras, ues, rate, duration_s, fps,
+                                         max_reports, settle_s)
+                finally:
+                    code = xapp.stop()
     return _summary(sent, reader, overrides, code)
 
 

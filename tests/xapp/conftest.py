@@ -1,5 +1,3 @@
-import contextlib
-import threading
 import time
 
 import numpy as np
@@ -8,7 +6,6 @@ import zmq
 from wmfm.sim.dataset import load as load_cache
 from wmfm.xapp import codec
 from wmfm.xapp.app import XApp
-from wmfm.xapp.config import load as load_config
 
 
 @pytest.fixture(scope="session")
@@ -52,31 +49,6 @@ class Sender:
     def close(self) -> None:
         self.ind.close(linger=0)
         self.frames.close(linger=0)
-
-
-@pytest.fixture
-def run_xapp(artifact):
-    """run_xapp(*overrides, redis=URL) -> a started XApp whose loop runs in a thread; stopped after the test."""
-    apps = []
-
-    @contextlib.contextmanager
-    def _noop():
-        yield
-
-    def start(*overrides, redis=None):
-        cfg = load_config(None, [f"artifact={artifact}", "indications.endpoint=tcp://127.0.0.1:*",
-                                 "frames.endpoint=tcp://127.0.0.1:*", "http.port=0", "http.host=127.0.0.1",
-                                 *overrides], env={})
-        app = XApp(cfg, redis_url=redis).start()
-        th = threading.Thread(target=app.run, daemon=True)
-        th.start()
-        apps.append((app, th))
-        return app
-
-    yield start
-    for app, th in apps:
-        app.stop()
-        th.join(timeout=30)
 
 
 def wait_for(cond, timeout: float = 10.0, step: float = 0.02):

@@ -1,0 +1,137 @@
+"""The replay simulator against a real xApp (in-process loop, real ZeroMQ sockets, real embedded
+redis-server, ONNX Runtime) on the tiny experiment's twin."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+from wmfm.model.metrics import evaluate
+from wmfm.sim import replay
+from wmfm.sim.dataset import load as load_cache
+
+# Speed 10: the twin's 0.5 s scenes every 50 ms. A 10 ms skew pairs a report only with its own
+# scene's frame; a 40 ms deadline lets it wait for that frame while the worker decodes it.
+STRICT = ("sync.max_skew_ms=10", "sync.deadline_ms=40")
+
+
+@pytest.fixture(scope="module")
+def recording(tiny):
+    out = tiny[0]
+    return replay.load(out / "data" / "twin", "test", out / "data" / "cache", progress=False)
+
+
+def _run(app, rec, tmp_path=None, **kw):
+    cfg = replay.ReplayConfig(**{"speed": 10.0, "settle_s": 3.0, **kw})
+    metrics = f"http://127.0.0.1:{app.status.port}/ric/v1/metrics"
+    return replay.replay(rec, app.endpoints["indications"], app.endpoints["frames"], app.redis_url, cfg,
+                         metrics_url=metrics, out=tmp_path, progress=False)
+
+
+def _cameras(rec):
+    w, h = rec.scenes[0].size
+    return f'cameras={{"{rec.camera_id}": {{"cells": [], "width": {w}, "height": {h}}}}}'
+
+
+def test_replay_scores_equal_the_offline_evaluation_of_the_same_artifact(run_xapp, recording, artifact, tiny,
+                                                                         tmp_path):
+    app = run_xapp(_cameras(recording), *STRICT)
+    s = _run(app, recording, tmp_path)
+    assert s["sent"]["indications"] == recording.n_reports and s["lost"] == 0 and s["unexpected"] == 0
+    assert s["xapp"]["sync"] == {"fused": recording.n_reports}
+
+    # offline: the same artifact (ONNX Runtime) on the cache's test samples, in one batch
+    from wmfm.xapp import inference
+    c = load_cache(tiny[0] / "data" / "cache", mmap=False)
+    idx = np.nonzero(c["split"] == 2)[0]
+    assert len(idx) == recording.n_reports
+    be = inference.load("onnxruntime", artifact)
+    img = c["images"][idx].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    out = be.heads(be.embed_csi(c["csi"][idx]).feature, be.embed_image(img).feature)
+    offline = evaluate(out.los_logit, out.position, c["los"][idx], c["position"][idx])
+
+    got = s["scores"]
+    assert got["insights"] == len(idx)
+    assert got["los_balanced_accuracy"] == offline["los_balanced_accuracy"]
+    assert got["los_confusion"] == offline["los_confusion"]
+    for k in ("loc_mean_error_m", "loc_median_error_m", "loc_p90_error_m"):   # Redis keeps positions to 0.1 mm
+        assert got[k] == pytest.approx(offline[k], abs=2e-4)
+    # per sample too: the same (UE, time) gets the same position
+    rows = sorted(s["_rows"], key=lambda r: (r["scene"], r["ue"]))
+    order = np.lexsort((c["ue"][idx], c["scene"][idx]))
+    np.testing.assert_allclose([r["position_pred"] for r in rows], out.position[order], atol=1e-4)
+
+    # the report on disk, with its pictures
+    saved = json.loads((tmp_path / "replay.json").read_text())
+    assert saved["scores"]["los_balanced_accuracy"] == offline["los_balanced_accuracy"]
+    for name in ("latency_cdf.png", "trajectories.png", "errors_over_time.png", "insights.csv"):
+        assert (tmp_path / name).stat().st_size > 1000
+    assert {"decode", "infer", "redis", "sync_wait", "queue"} <= set(saved["xapp"]["stages"])
+
+
+def test_drops_and_reordering_show_in_the_xapps_sn_counters(run_xapp, recording):
+    app = run_xapp(_cameras(recording), *STRICT)
+    s = _run(app, recording, drop=0.15, reorder=0.1, seed=4)
+    sent, x = s["sent"], s["xapp"]
+    assert sent["dropped"] > 5 and sent["reordered"] > 3
+    assert sent["indications"] + sent["dropped"] == recording.n_reports
+    assert s["lost"] == 0 and s["received"] == sent["indications"]            # late is not lost
+    assert x["sn_events"].get("out_of_order", 0) == sent["reordered"]
+    # a gap opens for every dropped SN that a later one reveals, and (first) for every overtaken one
+    last_sn = max(r["sn"] for r in s["_rows"])
+    hidden = recording.n_reports - 1 - last_sn                                 # dropped after the last one sent
+    assert x["sn_missing"] == sent["dropped"] - hidden + sent["reordered"]
+
+
+def test_a_camera_outage_gives_csi_only_insights_exactly_inside_the_window(run_xapp, recording):
+    app = run_xapp(_cameras(recording), *STRICT)
+    # 0.4 s: shorter than the 0.5 s after which the xApp calls a camera stalled (and stops waiting)
+    s = _run(app, recording, outages=((1.0, 1.4),))
+    rows = s["_rows"]
+    inside = [r for r in rows if 1.0 <= r["t_replay_s"] < 1.4]
+    assert s["sent"]["frames_in_outage"] >= 6 and len(inside) >= 12
+    assert all(r["mode"] == "csi_only" for r in inside)
+    assert all(r["mode"] == "fused" for r in rows if not 1.0 <= r["t_replay_s"] < 1.4)
+    assert s["xapp"]["sync"] == {"csi_only": len(inside), "fused": len(rows) - len(inside)}
+    assert s["xapp"]["frames"] == s["sent"]["frames"] == len(recording.scenes) - s["sent"]["frames_in_outage"]
+
+
+def test_the_replay_stops_by_itself_within_its_bounds(run_xapp, recording):
+    app = run_xapp(_cameras(recording))
+    t0 = time.monotonic()
+    s = _run(app, recording, loop=True, count=7, settle_s=1.0)
+    assert s["sent"]["indications"] == 7 and s["received"] == 7
+    s = _run(app, recording, loop=True, duration_s=1.5, speed=50.0, settle_s=1.0)
+    assert s["send_s"] < 2.0 and s["sent"]["indications"] > recording.n_reports     # it looped
+    assert s["lost"] == 0
+    s = _run(app, recording, max_rate=True, count=60, settle_s=1.0)            # as fast as the xApp takes them
+    assert s["sent"]["indications"] == 60 and s["received"] == 60
+    assert {"decode", "infer", "redis"} <= set(s["xapp"]["stages"]) and s["xapp"]["stages"]["infer"]["count"] > 0
+    assert "inference (batch)" in replay.stage_table(s["xapp"])
+    assert time.monotonic() - t0 < 20
+
+
+def test_noise_jitter_lag_and_clock_offset_are_applied(run_xapp, recording):
+    app = run_xapp(_cameras(recording), *STRICT)
+    # a camera clock 30 ms off: no frame within the 10 ms skew -> every insight is csi_only
+    s = _run(app, recording, clock_offset_ms=30.0, count=20)
+    assert s["xapp"]["sync"] == {"csi_only": 20}
+    # noise at 0 dB SNR changes the CSI, so the positions change; jitter adds latency
+    clean = _run(app, recording, count=40)
+    noisy = _run(app, recording, count=40, snr_db=0.0, jitter_ms=20.0, seed=1)
+    a = {(r["scene"], r["ue"]): r["position_pred"] for r in clean["_rows"]}
+    b = {(r["scene"], r["ue"]): r["position_pred"] for r in noisy["_rows"]}
+    assert {r["mode"] for r in clean["_rows"] + noisy["_rows"]} == {"fused"}
+    assert set(a) == set(b) and np.mean([np.abs(a[k] - b[k]).max() > 0.01 for k in a]) > 0.5
+    assert noisy["scores"]["latency_ms"]["max"] > 5.0
+
+
+def test_bad_knobs_and_bounds_are_refused_with_one_line(tiny, capsys):
+    from wmfm.cli import main
+    scen = str(tiny[0] / "data" / "twin")
+    assert main(["replay", "--scenario", scen, "--loop"]) == 2
+    assert "--loop: needs --duration or --count" in capsys.readouterr().err
+    assert main(["replay", "--scenario", scen, "--drop", "1.5"]) == 2
+    assert "--drop: must be in [0, 1)" in capsys.readouterr().err
+    assert main(["replay", "--scenario", scen, "--outage", "5"]) == 2
+    assert "--outage: expected START:END" in capsys.readouterr().err
