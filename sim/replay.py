@@ -25,11 +25,11 @@ import math
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from wmfm.xapp.metrics import metrics_delta, scrape, stage_table
 
 from wmfm.config import ConfigError
 
@@ -202,7 +202,10 @@ class Scorer(threading.Thread):
         self.r = redis.Redis.from_url(redis_url)
         self.stream = f"{{{namespace}}},insights"
         self.ran = ran_name
-        last = self.r.xrevrange(self.stream, count=1)   # only what this replay causes
+        try:
+            last = self.r.xrevrange(self.stream, count=1)   # only what this replay causes
+        except (redis.RedisError, OSError) as exc:
+            raise ConfigError(f"--redis {redis_url}: {type(exc).__name__}: {exc}") from None
         self.last_id = last[0][0] if last else b"0-0"
         self.lock = threading.Lock()
         self.expected: dict[tuple[int, int], Truth] = {}
@@ -285,76 +288,6 @@ def scores(rows: list[dict]) -> dict:
     out["latency_ms"] |= {"mean": float(lat.mean()), "max": float(lat.max())}
     out["publish_latency_ms"] = {"p50": float(np.percentile(pub, 50)), "p99": float(np.percentile(pub, 99))}
     return out
-
-
-# --- the xApp's metrics ---------------------------------------------------------------------
-STAGES = (("decode", "decode (CSI + frames)"), ("frame_embed", "frame embedding (worker)"),
-          ("sync_wait", "sync wait"), ("queue", "batch wait"), ("infer", "inference (batch)"),
-          ("redis", "Redis write (batch)"))
-
-
-def scrape(url: str) -> dict:
-    """The xApp's Prometheus text -> {(metric, frozenset(labels)): value} of every sample."""
-    from prometheus_client.parser import text_string_to_metric_families
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        text = resp.read().decode()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
-
-
-def metrics_delta(before: dict, after: dict) -> dict:
-    """What the xApp counted during the replay, and its stage latency breakdown."""
-    d = {k: v - before.get(k, 0.0) for k, v in after.items() if not k[0].endswith(("_created",))}
-
-    def total(name: str, **labels) -> float:
-        want = set(labels.items())
-        return sum(v for (n, lab), v in d.items() if n == name and want <= set(lab))
-
-    def by(name: str, label: str) -> dict:
-        out: dict[str, float] = {}
-        for (n, lab), v in d.items():
-            if n == name and v:
-                key = dict(lab).get(label, "")
-                out[key] = out.get(key, 0.0) + v
-        return {k: int(v) for k, v in sorted(out.items())}
-
-    stages = {}
-    for stage, title in STAGES:
-        n = total("wmfm_stage_seconds_count", stage=stage)
-        if not n:
-            continue
-        buckets = sorted((float(dict(lab)["le"]), v) for (name, lab), v in d.items()
-                         if name == "wmfm_stage_seconds_bucket" and dict(lab).get("stage") == stage)
-        stages[stage] = {"title": title, "count": int(n),
-                         "mean_ms": 1e3 * total("wmfm_stage_seconds_sum", stage=stage) / n,
-                         "p50_ms": 1e3 * _quantile(buckets, 0.5), "p99_ms": 1e3 * _quantile(buckets, 0.99)}
-    return {"indications": int(total("wmfm_messages_total", socket="indications")),
-            "frames": int(total("wmfm_messages_total", socket="frames")),
-            "decode_errors": by("wmfm_decode_errors_total", "reason"), "sn_events": by("wmfm_sn_events_total", "event"),
-            "sn_missing": int(total("wmfm_sn_missing_total")), "sync": by("wmfm_sync_total", "result"),
-            "dropped": by("wmfm_dropped_total", "reason"), "insights": by("wmfm_insights_total", "mode"),
-            "redis_errors": int(total("wmfm_redis_errors_total")), "stages": stages}
-
-
-def _quantile(buckets: list[tuple[float, float]], q: float) -> float:
-    """Prometheus histogram_quantile: linear within the bucket holding the q-th observation."""
-    if not buckets or buckets[-1][1] <= 0:
-        return float("nan")
-    rank, prev_le, prev_n = q * buckets[-1][1], 0.0, 0.0
-    for le, n in buckets:
-        if n >= rank:
-            if math.isinf(le):
-                return prev_le
-            return prev_le + (le - prev_le) * (rank - prev_n) / max(n - prev_n, 1e-12)
-        prev_le, prev_n = le, n
-    return prev_le
-
-
-def stage_table(m: dict) -> str:
-    rows = [f"{'xApp stage':<28}{'count':>8}{'mean ms':>10}{'p50 ms':>9}{'p99 ms':>9}"]
-    for s in m["stages"].values():
-        rows.append(f"{s['title']:<28}{s['count']:>8}{s['mean_ms']:>10.3f}{s['p50_ms']:>9.3f}{s['p99_ms']:>9.3f}")
-    return "\n".join(rows)
 
 
 # --- the player -----------------------------------------------------------------------------
@@ -464,8 +397,8 @@ class Player:
                         (now if cfg.max_rate else t0 + r) >= end:
                     pending = None
                     break
-                if cfg.max_rate:
-                    self._plan(heap, r, sc, now, time.time_ns())
+                if cfg.max_rate:                   # replay time = time since the start
+                    self._plan(heap, max(0.0, now - t0), sc, now, time.time_ns())
                 else:
                     self._plan(heap, r, sc, t0 + r, t0_ns + int(r * 1e9))
                 pending = next(scenes, None)
@@ -520,10 +453,10 @@ def replay(rec: Recording, indications: str, frames: str, redis_url: str, cfg: R
     """Play ``rec`` into a running xApp, score what it publishes; JSON summary (+ PNGs in ``out``)."""
     from tqdm import tqdm
     cfg.validate()
-    before = scrape(metrics_url) if metrics_url else None
+    before = _scrape(metrics_url) if metrics_url else None
     scorer = Scorer(redis_url, namespace, cfg.ran_name)
-    scorer.start()
     player = Player(rec, indications, frames, cfg, scorer)
+    scorer.start()
     total = cfg.count if cfg.count is not None else (None if cfg.loop else rec.n_reports)
     bar = tqdm(total=total, desc="replay", unit="ind", disable=not progress, dynamic_ncols=True)
     last = [0.0]
@@ -558,7 +491,7 @@ def replay(rec: Recording, indications: str, frames: str, redis_url: str, cfg: R
                "scores": scores(rows),
                "by_mode": {m: scores([r for r in rows if r["mode"] == m]) for m in ("fused", "csi_only")}}
     if metrics_url:
-        summary["xapp"] = metrics_delta(before, scrape(metrics_url))
+        summary["xapp"] = metrics_delta(before, _scrape(metrics_url))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         summary["plots"] = [str(p) for p in plots(rows, rec, summary, out)]
@@ -566,6 +499,13 @@ def replay(rec: Recording, indications: str, frames: str, redis_url: str, cfg: R
         _write_rows(rows, out / "insights.csv")
     summary["_rows"] = rows
     return summary
+
+
+def _scrape(url: str) -> dict:
+    try:
+        return scrape(url)
+    except OSError as exc:                          # URLError, connection refused, timeout
+        raise ConfigError(f"--metrics {url}: {exc}") from None
 
 
 def _write_rows(rows: list[dict], path: Path) -> None:
@@ -668,6 +608,8 @@ def report(summary: dict) -> str:
              f"(dropped by the replay {sent['dropped']}, reordered {sent['reordered']}, "
              f"frames in outage {sent['frames_in_outage']}) in {summary['send_s']:.1f} s; "
              f"insights {summary['received']}, lost {summary['lost']}, unexpected {summary['unexpected']}"]
+    if summary["stalled"]:
+        lines.append("STALLED: the xApp took nothing for 10 s (is it running, at these endpoints?)")
     if s.get("insights"):
         lat = s["latency_ms"]
         lines += [f"LoS balanced accuracy {s['los_balanced_accuracy']:.4f} (accuracy {s['los_accuracy']:.4f})",

@@ -23,6 +23,7 @@ import redis
 
 from .codec import decode_insight
 from .loadgen import generate
+from .metrics import metrics_delta, scrape, stage_table
 from .redis_server import EmbeddedRedis
 from .spawn import XAppProcess
 
@@ -37,6 +38,7 @@ class Reader(threading.Thread):
         self.pubsub = redis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
         self.pubsub.subscribe(channel)
         self.latency_ns: list[int] = []
+        self.delivery_ns: list[int] = []        # arrival - publication (inference done): Redis write + delivery
         self.last_ns = 0
         self.stop_flag = threading.Event()
 
@@ -46,7 +48,9 @@ class Reader(threading.Thread):
             if msg is None:
                 continue
             now = time.time_ns()
-            self.latency_ns.append(now - decode_insight(msg["data"]).t_ns)
+            x = decode_insight(msg["data"])
+            self.latency_ns.append(now - x.t_ns)
+            self.delivery_ns.append(now - x.published_ns)
             self.last_ns = now
 
     def stop(self) -> None:
@@ -98,15 +102,21 @@ def run_variant(artifact: str, overrides: list[str], cameras: int, ues: int, rat
             ov = [f"cameras={json.dumps(cams)}", "frames.rcvhwm=64", hwm, *overrides]
             with XAppProcess(artifact, srv.url, ov, Path(tmp) / "xapp.log") as xapp:
                 try:
+                    before = scrape(xapp.metrics_url)
                     sent, reader = _load(xapp.endpoints, srv.url, artifact, cameras, ues, rate, duration_s, fps,
                                          max_reports, settle_s)
+                    counted = metrics_delta(before, scrape(xapp.metrics_url))
                 finally:
                     code = xapp.stop()
-    return _summary(sent, reader, overrides, code)
+    out = _summary(sent, reader, overrides, code)
+    if endpoints is None:
+        out["xapp"] = counted                 # what the xApp counted, and its stage breakdown
+    return out
 
 
 def _summary(sent: dict, reader: Reader, overrides: list[str], code: int | None) -> dict:
     lat = np.asarray(reader.latency_ns, dtype=np.float64) / 1e6
+    dl = np.asarray(reader.delivery_ns, dtype=np.float64) / 1e6
     span_s = max(1e-9, ((reader.last_ns or sent["last_send_ns"]) - sent["first_send_ns"]) / 1e9)
     received = len(lat)
 
@@ -115,7 +125,9 @@ def _summary(sent: dict, reader: Reader, overrides: list[str], code: int | None)
     return {"overrides": overrides, "sent": sent["sent"], "received": received, "lost": sent["sent"] - received,
             "frames_sent": sent["frames"], "offered_per_s": sent["sent"] / max(sent["send_s"], 1e-9),
             "throughput_per_s": received / span_s, "p50_ms": pct(50), "p99_ms": pct(99), "p999_ms": pct(99.9),
-            "max_ms": pct(100), "exit_code": code, "generator_stalled": sent["stalled"], "_latency_ms": lat}
+            "max_ms": pct(100), "exit_code": code, "generator_stalled": sent["stalled"], "_latency_ms": lat,
+            "delivery_p50_ms": float(np.percentile(dl, 50)) if received else None,
+            "delivery_p99_ms": float(np.percentile(dl, 99)) if received else None}
 
 
 
@@ -154,6 +166,8 @@ def table(rep: dict) -> str:
                         f"{_f(v['p50_ms']):>9}{_f(v['p99_ms']):>9}{_f(v['p999_ms']):>10}")
     if "ratio_vs_baseline" in rep:
         rows.append(f"throughput ratio vs baseline: {rep['ratio_vs_baseline']:.2f}x")
+    if "xapp" in rep["wmfm"]:
+        rows.append(stage_table(rep["wmfm"]["xapp"]))
     return "\n".join(rows)
 
 

@@ -1,0 +1,22 @@
+"""`wmfm demo` with an artifact already trained: the xApp as a child process, its embedded
+redis-server, the replay of the test trajectories, the scores, and a clean shutdown."""
+
+import json
+
+from wmfm.cli import main
+
+
+def test_demo_reuses_the_artifact_replays_the_test_split_and_shuts_down_cleanly(tiny, artifact, tmp_path, capsys):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "data").symlink_to(tiny[0] / "data")
+    (out / "artifact").symlink_to(artifact)
+    assert main(["demo", "--out", str(out), "--speed", "10", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "(reused; delete it to retrain)" in text and "xApp exited 0" in text
+    s = json.loads((out / "replay" / "replay.json").read_text())
+    assert s["lost"] == 0 and s["received"] == s["sent"]["indications"] > 50
+    assert s["xapp"]["insights"]["fused"] > 0.9 * s["received"]
+    assert f"LoS balanced accuracy {s['scores']['los_balanced_accuracy']:.4f}" in text
+    for png in s["plots"]:
+        assert png in text
