@@ -24,6 +24,7 @@ from .config import SyncConfig
 from .records import CSIReport, Frame, Pairing
 
 SN_MOD = 1 << 16
+STALL_MIN_NS = 1_000_000_000
 
 
 class _Seen:
@@ -85,7 +86,7 @@ class _Camera:
         self.last_received_ns = start_ns          # a camera gets the same grace at start as after a frame
 
     def period_ns(self) -> float | None:
-        if len(self.frames) < 3:
+        if len(self.frames) < 2:
             return None
         t = [f.t_ns for f in self.frames]                    # Python ints: no int64 overflow
         d = [b - a for a, b in zip(t, t[1:]) if b > a]
@@ -125,8 +126,9 @@ class FrameSync:
         return out
 
     def _stalled(self, cam: _Camera, now_ns: int) -> bool:
+        """Nothing for 5 frame periods (at least 1 s: a 2 fps camera is not stalled between frames)."""
         period = cam.period_ns() or 1e8
-        return now_ns - cam.last_received_ns > max(5 * period, self.skew_ns + self.deadline_ns, 5e8)
+        return now_ns - cam.last_received_ns > max(5 * period, self.skew_ns + self.deadline_ns, STALL_MIN_NS)
 
     def add_report(self, report: CSIReport, camera_id: str | None, now_ns: int) -> Pairing | None:
         """A Pairing when it can be decided now, else None (it waits; see `expire`)."""

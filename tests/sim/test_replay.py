@@ -85,7 +85,7 @@ def test_drops_and_reordering_show_in_the_xapps_sn_counters(run_xapp, recording)
 
 def test_a_camera_outage_gives_csi_only_insights_exactly_inside_the_window(run_xapp, recording):
     app = run_xapp(_cameras(recording), *STRICT)
-    # 0.4 s: shorter than the 0.5 s after which the xApp calls a camera stalled (and stops waiting)
+    # 0.4 s: shorter than the 1 s after which the xApp calls a camera stalled (and stops waiting)
     s = _run(app, recording, outages=((1.0, 1.4),))
     rows = s["_rows"]
     inside = [r for r in rows if 1.0 <= r["t_replay_s"] < 1.4]

@@ -92,7 +92,8 @@ def test_stalled_camera_does_not_make_reports_wait():
 def test_a_camera_gets_a_grace_period_at_start_then_counts_as_stalled():
     s = sync()
     assert s.add_report(rep(100), "c", 100 * MS) is None     # no frame yet, just started: wait
-    assert s.add_report(rep(900, ue=2), "c", 900 * MS).frame is None   # still none after 0.9 s: stalled
+    assert s.add_report(rep(900, ue=2), "c", 900 * MS) is None         # 0.9 s: still waiting
+    assert s.add_report(rep(1200, ue=3), "c", 1200 * MS).frame is None  # none after 1.2 s: stalled
 
 
 def test_unknown_camera_or_no_camera_pairs_csi_only():
