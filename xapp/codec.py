@@ -196,6 +196,17 @@ def _image(m, lim: Limits) -> np.ndarray:
     return resize(im, lim)
 
 
+def warmup(lim: Limits) -> None:
+    """Decode a JPEG and a PNG frame once at start-up: PIL loads its format plugins on the first
+    open (~15 ms), which would otherwise land on the first camera frame."""
+    rgb = np.zeros((lim.image_size[0], lim.image_size[1], 3), np.uint8)
+    for enc in ("jpeg", "png"):
+        m = camera_pb2.CameraFrame(camera_id="warmup", width=rgb.shape[1], height=rgb.shape[0],
+                                   encoding=camera_pb2.JPEG if enc == "jpeg" else camera_pb2.PNG,
+                                   data=encode_image(rgb, enc))
+        _image(m, lim)
+
+
 def resize(im: Image.Image, lim: Limits) -> np.ndarray:
     """As the dataset cache and training did: bilinear (antialiased) to the cache size, then
     area to the model size (wmfm.sim.dataset.load_image, wmfm.model.data.load_data)."""
