@@ -104,7 +104,7 @@ class XApp:
             self.limits_ind, self.limits_frames = (
                 Limits(mc["n_ant"], mc["n_sc"], tuple(mc["image_size"]), src, cams, getattr(cfg, s).max_message_bytes)
                 for s in ("indications", "frames"))
-            warm_codec(self.limits_frames)
+            warm_codec(self.limits_ind, self.limits_frames)
             self.engine = Engine(self.backend, cfg.los_threshold, self.artifact.version,
                                  reuse_frames=cfg.batch.reuse_frames)
             self.sync = FrameSync(cfg.sync, list(cfg.cameras))

@@ -196,15 +196,18 @@ def _image(m, lim: Limits) -> np.ndarray:
     return resize(im, lim)
 
 
-def warmup(lim: Limits) -> None:
-    """Decode a JPEG and a PNG frame once at start-up: PIL loads its format plugins on the first
-    open (~15 ms), which would otherwise land on the first camera frame."""
-    rgb = np.zeros((lim.image_size[0], lim.image_size[1], 3), np.uint8)
+def warmup(lim_ind: Limits, lim_frames: Limits) -> None:
+    """Decode an indication and a JPEG and a PNG frame once at start-up: first calls load PIL's
+    format plugins (~15 ms) and protobuf's parsers, which would otherwise land on the first messages."""
+    now = 1 << 60                                   # any time: collection and arrival are the same
+    decode_indication(encode_indication("warmup", 0, now, [(1, np.zeros((2, lim_ind.n_ant, lim_ind.n_sc)))]),
+                      lim_ind, now)
+    rgb = np.zeros((lim_frames.image_size[0], lim_frames.image_size[1], 3), np.uint8)
     for enc in ("jpeg", "png"):
         m = camera_pb2.CameraFrame(camera_id="warmup", width=rgb.shape[1], height=rgb.shape[0],
                                    encoding=camera_pb2.JPEG if enc == "jpeg" else camera_pb2.PNG,
                                    data=encode_image(rgb, enc))
-        _image(m, lim)
+        _image(m, lim_frames)
 
 
 def resize(im: Image.Image, lim: Limits) -> np.ndarray:
