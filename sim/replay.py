@@ -250,7 +250,8 @@ class Scorer(threading.Thread):
                 "los": truth.los, "los_pred": f[b"los"] == b"1", "p_los": float(f[b"p_los"]),
                 "position": truth.position, "position_pred": pred,
                 "error_m": float(np.linalg.norm(pred - truth.position)), "mode": f[b"mode"].decode(),
-                "latency_ms": (now - t_ns) / 1e6, "publish_latency_ms": (int(f[b"published_ns"]) - t_ns) / 1e6})
+                "latency_ms": (now - t_ns) / 1e6, "publish_latency_ms": (int(f[b"published_ns"]) - t_ns) / 1e6,
+                "arrival_ns": now})
 
     def outstanding(self) -> int:
         with self.lock:
@@ -323,7 +324,7 @@ class Player:
                        "reports_planned": 0}
         self.stalled = False
         self._seq = itertools.count()
-        self.sn = self.frame_seq = self.planned = 0
+        self.sn = self.frame_seq = self.planned = self.first_send_ns = 0
 
     def _noisy(self, csi: np.ndarray) -> np.ndarray:
         """csi [2, A, K] + complex white noise at snr_db below its mean power."""
@@ -390,6 +391,8 @@ class Player:
         end = t0 + cfg.duration_s if cfg.duration_s else math.inf
         scenes = self._scenes()
         pending = next(scenes, None)
+        if cfg.max_rate:
+            time.sleep(lead)
         while not self.stalled:
             now = time.perf_counter()
             while pending is not None and (not heap if cfg.max_rate else t0 + pending[0] <= now + 0.05):
@@ -440,6 +443,7 @@ class Player:
         try:
             sock.send(buf)
             self.counts[what] += 1
+            self.first_send_ns = self.first_send_ns or time.time_ns()
         except zmq.Again:                          # the xApp took nothing for 10 s
             self.stalled = True
 
@@ -488,7 +492,7 @@ def replay(rec: Recording, indications: str, frames: str, redis_url: str, cfg: R
                "scene_period_s": rec.period_s, "config": asdict(cfg), "wall_s": time.monotonic() - t0,
                "sent": {k: v for k, v in sent.items() if k != "send_s"}, "send_s": sent["send_s"],
                "received": len(rows), "lost": sent["indications"] - len(rows), "unexpected": scorer.unexpected,
-               "stalled": player.stalled, "throughput_per_s": len(rows) / max(sent["send_s"], 1e-9),
+               "stalled": player.stalled, "throughput_per_s": _throughput(rows, player.first_send_ns),
                "csi_only_share": float(np.mean([r["mode"] == "csi_only" for r in rows])) if rows else None,
                "scores": scores(rows),
                "by_mode": {m: scores([r for r in rows if r["mode"] == m]) for m in ("fused", "csi_only")}}
@@ -501,6 +505,13 @@ def replay(rec: Recording, indications: str, frames: str, redis_url: str, cfg: R
         _write_rows(rows, out / "insights.csv")
     summary["_rows"] = rows
     return summary
+
+
+def _throughput(rows: list[dict], first_send_ns: int) -> float:
+    """Insights per second, from the first send to the last insight read back."""
+    if not rows:
+        return 0.0
+    return len(rows) / max(1e-9, (max(r["arrival_ns"] for r in rows) - first_send_ns) / 1e9)
 
 
 def _scrape(url: str) -> dict:
