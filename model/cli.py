@@ -13,10 +13,11 @@ import argparse
 import json
 from pathlib import Path
 
+PRESETS = ("cpu", "gpu", "tiny")       # model/experiment.py's PRESETS (a test checks); named here so that
+                                       # building the command line imports no torch (the xApp image has none)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from .experiment import PRESETS
-
     def common(p, cache_required=True):
         p.add_argument("--cache", type=Path, required=cache_required, help="`wmfm dataset build` output")
         p.add_argument("--out", type=Path, required=True, help="output folder")

@@ -20,13 +20,16 @@ import scipy.io
 import yaml
 from natsort import natsorted
 
+from wmfm.config import ConfigError
+
 PARAMS_KEYS = ("carrier_freq", "transmit_power", "num_BS", "user_grids", "doppler_available",
                "dual_polar_available")
 UE_FILE = re.compile(r"^BS(\d+)_UE_(\d+)-(\d+)\.mat$")
 
 
-class ScenarioError(ValueError):
-    """A scenario file is missing, unreadable or inconsistent (the message names file and field)."""
+class ScenarioError(ConfigError):
+    """A scenario file is missing, unreadable or inconsistent (the message names file and field);
+    a user error like a bad config: one line, exit 2."""
 
 
 @dataclass

@@ -12,6 +12,9 @@ import sys
 from wmfm.config import ConfigError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileExistsError, FileNotFoundError)
+# What the optional dependency groups bring (pyproject); the base install is the xApp's runtime.
+EXTRAS = {"scipy": "sim", "matplotlib": "sim", "tqdm": "sim", "deepverse": "sim", "pandas": "sim", "natsort": "sim",
+          "torch": "train", "onnx": "train", "tensorrt": "gpu", "cuda": "gpu"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,8 +45,6 @@ def _demo(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from wmfm.sim.scenario import ScenarioError
-
     args = build_parser().parse_args(argv)
     try:
         if getattr(args, "tensorrt", False):
@@ -52,8 +53,14 @@ def main(argv: list[str] | None = None) -> int:
         if rc == 0 and getattr(args, "tensorrt", False):
             rc = _prebuild_engines(args.artifact, fp16=args.fp16)
         return rc
-    except (*USER_ERRORS, ScenarioError) as exc:
+    except USER_ERRORS as exc:                  # ScenarioError, ArtifactError... are ConfigErrors
         print(f"wmfm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:          # a slim install (the xApp image) lacks the extras
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"wmfm {args.command}: error: needs {exc.name}: pip install 'wmfm-xapp[{extra}]'", file=sys.stderr)
         return 2
 
 
