@@ -25,6 +25,7 @@ import math
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -556,7 +557,7 @@ def plots(rows: list[dict], rec: Recording, summary: dict, out: Path) -> list[Pa
 
     fig, ax = plt.subplots(figsize=(11, 5))
     cfg, bs = draw_map(ax, rec.twin)
-    ues = [u for u, _ in sorted(_count_by(rows, "ue").items(), key=lambda kv: -kv[1])[:4]]
+    ues = [u for u, _ in Counter(r["ue"] for r in rows).most_common(4)]
     for i, u in enumerate(ues):
         rs = sorted((r for r in rows if r["ue"] == u), key=lambda r: r["t_replay_s"])
         true, pred = np.array([r["position"] for r in rs]), np.array([r["position_pred"] for r in rs])
@@ -598,13 +599,6 @@ def plots(rows: list[dict], rec: Recording, summary: dict, out: Path) -> list[Pa
     a1.set_title(f"BA {s['los_balanced_accuracy']:.3f}, mean error {s['loc_mean_error_m']:.2f} m")
     paths.append(_save(fig, out / "errors_over_time.png"))
     return paths
-
-
-def _count_by(rows: list[dict], key: str) -> dict:
-    out: dict = {}
-    for r in rows:
-        out[r[key]] = out.get(r[key], 0) + 1
-    return out
 
 
 def _save(fig, path: Path) -> Path:
