@@ -120,6 +120,11 @@ def _open_dataset(params: dict, tmp: Path):
         return deepverse.Dataset(str(cfg_file))
 
 
+def scene_period(info: ScenarioInfo, override: float | None = None) -> float:
+    """Seconds between scenes: the override, else what our twin wrote, else 0.1 s."""
+    return override or (info.twin or {}).get("config", {}).get("scene_period_s") or 0.1
+
+
 def load_image(path: str, size: tuple[int, int]) -> np.ndarray:
     """Decode a frame to uint8 [H, W, 3] of ``size`` = (H, W); JPEG decodes at a reduced scale
     first when the frame is much larger (DCT scaling), then resizes with antialiasing."""
@@ -147,7 +152,7 @@ def build(scenario: str | Path, out: str | Path, bs: int = 1, camera: str | int 
     info = inspect(scenario, bs=bs, camera=camera, progress=progress)
     if info.camera_id is None:
         raise ScenarioError(f"{scenario}/param/scenario.yaml: no 'camera' modality: WMFM needs camera frames")
-    period = scene_period_s or (info.twin or {}).get("config", {}).get("scene_period_s") or 0.1
+    period = scene_period(info, scene_period_s)
 
     # samples: every (scene, UE) with at least one path
     index = [(s, j) for s, lk in zip(info.scenes, info.links) for j in np.flatnonzero(lk.n_paths > 0)]

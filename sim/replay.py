@@ -143,7 +143,7 @@ def load(scenario: str | Path, split: str = "test", cache: str | Path | None = N
     from PIL import Image
     from tqdm import tqdm
 
-    from .dataset import read_scenes
+    from .dataset import read_scenes, scene_period
     from .scenario import ScenarioError, inspect
 
     if split not in SPLITS:
@@ -151,7 +151,7 @@ def load(scenario: str | Path, split: str = "test", cache: str | Path | None = N
     info = inspect(scenario, bs=bs, camera=camera, progress=progress)
     if info.camera_id is None:
         raise ScenarioError(f"{scenario}/param/scenario.yaml: no 'camera' modality to replay")
-    period = scene_period_s or (info.twin or {}).get("config", {}).get("scene_period_s") or 0.1
+    period = scene_period(info, scene_period_s)
     label = scene_split(len(info.scenes), period, Path(cache) if cache else None)
     by_scene: dict[int, list[int]] = {}
     total = 0
@@ -264,8 +264,10 @@ class Scorer(threading.Thread):
             n = len(self.rows)
         if not rows:
             return "waiting for insights"
+        from wmfm.model.metrics import balanced_accuracy
         lat = np.array([r["latency_ms"] for r in rows])
-        return (f"recv {n} | BA {scores(rows)['los_balanced_accuracy']:.3f} | err "
+        ba = balanced_accuracy([r["los"] for r in rows], [r["los_pred"] for r in rows])
+        return (f"recv {n} | BA {ba:.3f} | err "
                 f"{np.mean([r['error_m'] for r in rows]):.2f} m | p99 {np.percentile(lat, 99):.1f} ms | "
                 f"csi_only {np.mean([r['mode'] == 'csi_only' for r in rows]):.0%}")
 

@@ -16,15 +16,15 @@ import time
 from pathlib import Path
 
 
-def _artifact(out: Path, progress: bool, log=print) -> Path:
-    """OUT/artifact when it loads (hashes verified), else the tiny experiment + export."""
+def _artifact(out: Path, progress: bool, log=print):
+    """OUT/artifact (an Artifact) when it loads (hashes verified), else the tiny experiment + export."""
     from wmfm.artifact import Artifact, ArtifactError
     art = out / "artifact"
     if (art / "manifest.json").is_file() and (out / "data" / "twin").is_dir() and (out / "data" / "cache").is_dir():
         try:
-            Artifact.load(art)
+            loaded = Artifact.load(art)
             log(f"artifact  {art} (reused; delete it to retrain)")
-            return art
+            return loaded
         except ArtifactError as exc:
             log(f"artifact  {art} does not load ({exc}): rebuilding it")
     from wmfm.model.experiment import load_config, run
@@ -35,13 +35,12 @@ def _artifact(out: Path, progress: bool, log=print) -> Path:
     h = rep["summary"]["headline"]
     log(f"report    {out / 'report.md'}: LoS BA WMFM {h['wmfm_los_ba']:.3f} vs E2E {h['e2e_los_ba']:.3f}, "
         f"loc error {h['wmfm_loc_mean_error_m']:.2f} m vs {h['e2e_loc_mean_error_m']:.2f} m")
-    export(out / "model.pt", art, overwrite=True)
+    exported = export(out / "model.pt", art, overwrite=True)
     log(f"export    {art} (ONNX + manifest, parity checked) in {time.monotonic() - t0:.0f} s")
-    return art
+    return exported
 
 
 def run(out: str | Path = ".cache/demo", speed: float = 1.0, progress: bool = True, log=print) -> dict:
-    from wmfm.artifact import Artifact
     from wmfm.sim import replay
     from wmfm.xapp.redis_server import EmbeddedRedis
     from wmfm.xapp.spawn import XAppProcess
@@ -59,8 +58,8 @@ def run(out: str | Path = ".cache/demo", speed: float = 1.0, progress: bool = Tr
     # one means csi_only).
     overrides = [f"cameras={json.dumps(cams)}", "sync.deadline_ms=20"]
     with tempfile.TemporaryDirectory(prefix="wmfm-demo-") as tmp, EmbeddedRedis(Path(tmp) / "redis") as srv:
-        with XAppProcess(art, srv.url, overrides, out / "xapp.log") as xapp:
-            log(f"xapp      up: model {Artifact.load(art, verify=False).version}, redis {srv.url} (embedded), "
+        with XAppProcess(art.root, srv.url, overrides, out / "xapp.log") as xapp:
+            log(f"xapp      up: model {art.version}, redis {srv.url} (embedded), "
                 f"indications {xapp.endpoints['indications']}, frames {xapp.endpoints['frames']}, "
                 f"metrics {xapp.metrics_url}; log {out / 'xapp.log'}")
             log(f"replay    {rec.n_reports} UE reports in {len(rec.scenes)} test scenes at {speed:g}x real time "

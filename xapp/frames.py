@@ -40,7 +40,7 @@ class FrameWorker(threading.Thread):
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
         try:
-            self.engine.warmup_images()                     # this thread's first encoder call is slow
+            self.engine.backend.warmup(graphs=("image_encoder",))   # this thread's first call is slow
             while True:
                 if self.stopping.is_set() and time.monotonic() >= self.drain_until:
                     break

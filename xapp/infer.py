@@ -62,11 +62,6 @@ class Engine:
                     self.cache.popitem(last=False)
         return out
 
-    def warmup_images(self) -> None:
-        """One image-encoder call from the calling thread (the frame worker's first call is slow)."""
-        spec = self.backend.graphs["image_encoder"].inputs[0]
-        self.backend.embed_image(np.zeros([1, *spec.shape[1:]], np.float32))
-
     def claim(self, frame) -> threading.Event | None:
         """Mark a frame as being embedded (by the caller, next, with `prefetch`)."""
         if not self.reuse:

@@ -61,7 +61,7 @@ def scrape(url: str) -> dict:
 def metrics_delta(before: dict, after: dict) -> dict:
     """What the xApp counted between two scrapes, and its latency breakdown by stage (p50/p99
     interpolated within the histogram buckets, as Prometheus' histogram_quantile does)."""
-    d = {k: v - before.get(k, 0.0) for k, v in after.items() if not k[0].endswith(("_created",))}
+    d = {k: v - before.get(k, 0.0) for k, v in after.items() if not k[0].endswith("_created")}
 
     def total(name: str, **labels) -> float:
         want = set(labels.items())

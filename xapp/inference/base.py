@@ -86,11 +86,13 @@ class Backend:
         """CSI + camera image of the same instant -> LoS and position (the fused path)."""
         return self.heads(self.embed_csi(csi).feature, self.embed_image(image).feature)
 
-    def warmup(self, batches=(1,)) -> None:
-        """Run every graph once per batch size (allocations, engine/graph capture, kernel selection)."""
+    def warmup(self, batches=(1,), graphs=None) -> None:
+        """Run every graph (or those named) once per batch size (allocations, engine/graph capture,
+        kernel selection; a thread's first call is slow too)."""
         for b in batches:
             for name, g in self.graphs.items():
-                self.run(name, *[np.zeros([b, *s.shape[1:]], np.float32) for s in g.inputs])
+                if graphs is None or name in graphs:
+                    self.run(name, *[np.zeros([b, *s.shape[1:]], np.float32) for s in g.inputs])
 
     def self_test(self) -> dict:
         """Parity with the torch outputs recorded at export (reference.npz, held-out samples):
