@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  := torch==2.13.0
 DEMO   := .cache/demo
 
-.PHONY: setup test test-all lint proto descriptor demo experiment-cpu bench-twin bench-model bench-xapp gpu-check clean
+.PHONY: setup test test-all lint proto descriptor demo scale experiment-cpu bench-twin bench-model bench-xapp gpu-check clean
 
 $(VENV)/.done: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ descriptor: setup
 # time on 2 cores after set-up, ~1 min when $(DEMO)/artifact exists.
 demo: setup
 	$(VENV)/bin/wmfm demo --out $(DEMO)
+
+# Horizontal scaling on this machine (`wmfm scale`): 1 vs 2 xApp instances (round-robin, cell sharding)
+# behind one max-rate replay of the demo's twin; exactly-once check + combined throughput (~2 min after demo).
+scale: setup
+	$(VENV)/bin/wmfm scale --demo $(DEMO) --out .cache/scale
 
 # The committed reference result (docs/results/cpu): ~45 min on the 2-core CPU machine.
 experiment-cpu: setup

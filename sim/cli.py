@@ -49,12 +49,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("replay", help="play a DeepVerse6G scenario into a running xApp (RAN + cameras) and "
                                       "score its insights live")
     r.add_argument("--scenario", type=Path, required=True, help="scenario folder (twin or real DeepVerse6G)")
-    r.add_argument("--indications", default="tcp://127.0.0.1:5560", help="the xApp's indication endpoint")
-    r.add_argument("--frames", default="tcp://127.0.0.1:5561", help="the xApp's frame endpoint")
+    r.add_argument("--indications", default="tcp://127.0.0.1:5560",
+                   help="the xApp's indication endpoint; several instances: a comma-separated list (see --route)")
+    r.add_argument("--frames", default="tcp://127.0.0.1:5561",
+                   help="the xApp's frame endpoint; several instances: a comma-separated list (each gets every frame)")
     r.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="the Redis the xApp writes to")
     r.add_argument("--namespace", default="wmfm", help="the xApp's SDL namespace (redis.namespace)")
-    r.add_argument("--metrics", help="the xApp's metrics URL (http://host:8080/ric/v1/metrics): adds what it "
-                                     "counted and its stage latency breakdown")
+    r.add_argument("--metrics", help="the xApp's metrics URL (http://host:8080/ric/v1/metrics; several: "
+                                     "comma-separated): adds what it counted and its stage latency breakdown")
     r.add_argument("--split", default="test", choices=("all", "train", "val", "test"),
                    help="scenes of this split (time blocks as `wmfm dataset build` cuts them)")
     r.add_argument("--cache", type=Path, help="the model's training cache: take its split (else the defaults)")
@@ -77,7 +79,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="camera outage window, seconds of replay time (repeatable)")
     r.add_argument("--clock-offset-ms", type=float, default=0.0, help="camera clock minus RAN clock")
     r.add_argument("--seed", type=int, default=0, help="seed of the noise, drops, reordering and jitter")
-    r.add_argument("--cell", default="00101:1", help="<plmn>:<nr_cell_id> the indications come from")
+    r.add_argument("--cell", default="00101:1",
+                   help="<plmn>:<nr_cell_id> the indications come from; several: comma-separated (UE id mod n picks "
+                        "one; one E2 subscription per cell)")
+    r.add_argument("--route", default="round_robin", choices=("round_robin", "cell"),
+                   help="several indication endpoints: spread round-robin, or cell i -> endpoint i")
+    r.add_argument("--bind", action="store_true",
+                   help="bind the endpoints (a PUSH for indications, a PUB for frames) and let the xApps connect "
+                        "(indications.mode=connect; frames.mode=connect, frames.pattern=sub)")
+    r.add_argument("--peers", type=int, default=1, help="with --bind: wait for this many xApps before sending")
     r.add_argument("--settle", type=float, default=3.0, help="seconds to wait for the last insights")
     r.add_argument("--out", type=Path, help="folder for replay.json, insights.csv and the PNGs")
     r.add_argument("--quiet", action="store_true", help="no progress line")
@@ -160,7 +170,9 @@ def _replay(args) -> int:
     cfg = replay.ReplayConfig(speed=args.speed, max_rate=args.max_rate, loop=args.loop, duration_s=args.duration,
                               count=args.count, snr_db=args.snr_db, jitter_ms=args.jitter_ms, drop=args.drop,
                               reorder=args.reorder, camera_lag_ms=args.camera_lag_ms, outages=_outages(args.outage),
-                              clock_offset_ms=args.clock_offset_ms, seed=args.seed, cell=args.cell,
+                              clock_offset_ms=args.clock_offset_ms, seed=args.seed,
+                              cells=tuple(c.strip() for c in args.cell.split(",")), route=args.route,
+                              bind=args.bind, peers=args.peers,
                               settle_s=args.settle)
     cfg.validate()
     rec = replay.load(args.scenario, args.split, args.cache, args.bs, args.camera, args.loader_config,

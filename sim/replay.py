@@ -5,7 +5,7 @@ the cameras into a running xApp, with live scoring of what it publishes.
         ─► schedule: for each scene in time order, the camera frame (its file's bytes, as the
            camera sent them) and one RIC indication per UE; source times from the scene time
         ─► realism knobs (CSI noise, jitter, drop, reorder, camera lag/outage, clock offset)
-        ─► ZeroMQ PUSH to the xApp ──► xApp ──► Redis stream {ns},insights ─► Scorer (by UE, SN)
+        ─► ZeroMQ PUSH to the xApp(s) ──► xApp(s) ──► Redis stream {ns},insights ─► Scorer (by UE, SN)
 
 Pacing: real time x `speed` (scene times map onto the wall clock; gaps between the selected
 time blocks are shortened to one scene period), or `max_rate` (as fast as the xApp takes
@@ -14,6 +14,17 @@ Live scoring matches every insight to the truth of the (UE, SN) it answers: LoS 
 accuracy, localisation error, latency (source time -> insight read back from Redis; same
 host clock), loss, share of csi_only. With the xApp's metrics URL it also reports what the
 xApp counted (decode errors, SN gaps, sync results) and its stage latency breakdown.
+
+Several xApp instances (horizontal scaling): give several indication endpoints and the
+indications are spread over them by ZeroMQ PUSH round-robin (`route="round_robin"`), or, with
+as many cells as endpoints, cell i's indications go to endpoint i (`route="cell"`, as an E2
+termination routes each subscription to the instance that made it). The UEs are spread over
+the cells (UE id mod the number of cells), each cell with its own E2 subscription (SN
+sequence). Every camera frame goes to every frame endpoint. Or `bind`: the replay binds (a PUSH
+dealing the indications out over the xApps that connect to it, a PUB giving each every frame)
+and waits for `peers` xApps, as an E2 termination and a camera gateway would serve replicas that
+come and go. The scorer sees all instances through their shared Redis: each insight must arrive
+exactly once.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ from wmfm.xapp.metrics import metrics_delta, scrape, stage_table
 from wmfm.config import ConfigError
 
 SPLITS = ("all", "train", "val", "test")
+ROUTES = ("round_robin", "cell")
 RAN_NAME = "gnb-replay"
 SPIN_S = 0.002
 
@@ -55,7 +67,13 @@ class ReplayConfig:
     clock_offset_ms: float = 0.0           # camera clock - RAN clock (capture times are shifted by this)
     seed: int = 0                          # noise, drops, reordering, jitter
     ran_name: str = RAN_NAME
-    cell: str = "00101:1"                  # "<plmn>:<nr_cell_id>" of the indications
+    cells: tuple[str, ...] = ("00101:1",)  # "<plmn>:<nr_cell_id>" of the indications; UE id mod n picks one
+    route: str = "round_robin"             # several indication endpoints: round_robin, or cell (cell i -> i)
+    bind: bool = False                     # the replay binds (PUSH for indications, PUB for frames), the xApps
+                                           # connect (indications.mode=connect, frames.pattern=sub), as to an
+                                           # E2 termination and a camera gateway
+    peers: int = 1                         # bind: wait for this many xApps before sending
+    connect_timeout_s: float = 60.0
     instance_id: int | None = None         # RIC instance id: each replay is a new E2 subscription (SNs
                                            # restart at 0); None: a random one per run
     settle_s: float = 3.0                  # after the last send: wait this long for missing insights
@@ -82,9 +100,16 @@ class ReplayConfig:
                 bad("outage", f"window {a}:{b} must have 0 <= start < end")
         if self.instance_id is not None and not 0 <= self.instance_id <= 65535:
             bad("instance_id", f"must be in 0..65535, got {self.instance_id}")
-        plmn, _, cell = self.cell.partition(":")
-        if not (plmn.isdigit() and len(plmn) in (5, 6) and cell.isdigit()):
-            bad("cell", f"expected <plmn>:<nr_cell_id> like 00101:1, got {self.cell!r}")
+        if not self.cells or len(set(self.cells)) != len(self.cells):
+            bad("cell", f"one or more distinct cells, got {list(self.cells)}")
+        for c in self.cells:
+            plmn, _, cell = c.partition(":")
+            if not (plmn.isdigit() and len(plmn) in (5, 6) and cell.isdigit()):
+                bad("cell", f"expected <plmn>:<nr_cell_id> like 00101:1, got {c!r}")
+        if self.peers < 1:
+            bad("peers", f"must be >= 1, got {self.peers}")
+        if self.route not in ROUTES:
+            bad("route", f"expected one of {', '.join(ROUTES)}, got {self.route!r}")
 
 
 @dataclass
@@ -303,31 +328,104 @@ class _Msg:
     kind: str = field(compare=False)               # "frame" | "indication"
     payload: bytes = field(compare=False)
     reorder: bool = field(compare=False, default=False)
+    sock: object = field(compare=False, default=None)   # an indication's PUSH socket (its cell's)
+
+
+@dataclass
+class _Cell:
+    """One cell of the replay's RAN: its own E2 subscription (RIC instance id, SN sequence)."""
+    plmn: str
+    nr_cell: int
+    instance: int
+    sock: object                                        # the PUSH socket its indications take
+    sn: int = 0
+
+
+def endpoints(spec: str | list[str]) -> list[str]:
+    """"tcp://a:5560,tcp://b:5560" (or a list) -> the endpoints."""
+    eps = [e.strip() for e in (spec.split(",") if isinstance(spec, str) else spec) if e.strip()]
+    if not eps or any("://" not in e for e in eps):
+        raise ConfigError(f"expected ZeroMQ endpoints like tcp://host:port[,tcp://...], got {spec!r}")
+    return eps
 
 
 class Player:
     """Sends a Recording into the xApp's endpoints, following the pacing and the realism knobs."""
 
-    def __init__(self, rec: Recording, indications: str, frames: str, cfg: ReplayConfig, scorer: Scorer | None = None):
+    def __init__(self, rec: Recording, indications: str | list[str], frames: str | list[str], cfg: ReplayConfig,
+                 scorer: Scorer | None = None):
         import zmq
         cfg.validate()
+        ind_eps, frame_eps = endpoints(indications), endpoints(frames)
+        by_cell = cfg.route == "cell"
+        if by_cell and len(ind_eps) != len(cfg.cells):
+            raise ConfigError(f"--route cell: needs one indication endpoint per cell, got {len(ind_eps)} endpoints "
+                              f"for {len(cfg.cells)} cells")
         self.rec, self.cfg, self.scorer = rec, cfg, scorer
         self.rng = np.random.default_rng(cfg.seed)
         self.ctx = zmq.Context()
-        self.ind, self.frm = self.ctx.socket(zmq.PUSH), self.ctx.socket(zmq.PUSH)
-        for s, ep in ((self.ind, indications), (self.frm, frames)):
-            s.setsockopt(zmq.SNDHWM, 64 if cfg.max_rate else 10_000)
-            s.setsockopt(zmq.SNDTIMEO, 10_000)     # back-pressure blocks; an xApp gone for 10 s ends the run
-            s.setsockopt(zmq.LINGER, 5_000)
-            s.connect(ep)
-        self.plmn, cell = cfg.cell.split(":")
-        self.nr_cell = int(cell)
-        self.instance = cfg.instance_id if cfg.instance_id is not None else int(np.random.default_rng().integers(65536))
+        # round_robin: one PUSH on every endpoint (ZeroMQ deals the messages out in turn); cell: one
+        # PUSH per cell. Frames: each frame endpoint gets every frame (a PUSH each; bound: one PUB).
+        ind_socks = [self._socket(zmq.PUSH, ep) for ep in ind_eps] if by_cell else [self._socket(zmq.PUSH, *ind_eps)]
+        self.frm = [self._socket(zmq.XPUB if cfg.bind else zmq.PUSH, ep) for ep in frame_eps]
+        if cfg.bind:
+            self._wait_for_xapps(ind_socks)
+        first = cfg.instance_id if cfg.instance_id is not None else int(np.random.default_rng().integers(65536))
+        self.cells = [_Cell(c.split(":")[0], int(c.split(":")[1]), (first + i) % 65536, ind_socks[i if by_cell else 0])
+                      for i, c in enumerate(cfg.cells)]
         self.counts = {"indications": 0, "frames": 0, "dropped": 0, "reordered": 0, "frames_in_outage": 0,
                        "reports_planned": 0}
         self.stalled = False
         self._seq = itertools.count()
-        self.sn = self.frame_seq = self.planned = self.first_send_ns = 0
+        self.frame_seq = self.planned = self.first_send_ns = 0
+
+    def _socket(self, kind: int, *eps: str):
+        import zmq
+        s = self.ctx.socket(kind)
+        s.setsockopt(zmq.SNDHWM, 64 if self.cfg.max_rate else 10_000)
+        s.setsockopt(zmq.SNDTIMEO, 10_000)         # back-pressure blocks; an xApp gone for 10 s ends the run
+        s.setsockopt(zmq.LINGER, 5_000)
+        if kind == zmq.XPUB:
+            s.setsockopt(zmq.XPUB_VERBOSE, 1)      # every subscriber's subscription reaches us (a count)
+        try:
+            for ep in eps:
+                s.bind(ep) if self.cfg.bind else s.connect(ep)
+        except zmq.ZMQError as exc:
+            s.close(0)
+            self.ctx.term()
+            raise ConfigError(f"cannot {'bind' if self.cfg.bind else 'connect'} {', '.join(eps)}: {exc}") from None
+        return s
+
+    def _wait_for_xapps(self, ind_socks: list) -> None:
+        """Bound: wait until `peers` xApps are connected (handshakes on the indication sockets, at
+        least one each, and `peers` frame subscriptions on each frame socket); PUSH deals messages
+        only to the peers it has, so starting earlier would give the first one everything."""
+        import zmq
+        from zmq.utils.monitor import recv_monitor_message
+        mons = [s.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED) for s in ind_socks]
+        shakes, subs = [0] * len(mons), [0] * len(self.frm)
+        poller = zmq.Poller()
+        for sock in [*mons, *self.frm]:
+            poller.register(sock, zmq.POLLIN)
+        end = time.monotonic() + self.cfg.connect_timeout_s
+        peers = self.cfg.peers
+        while sum(shakes) < peers or min(shakes) < 1 or min(subs) < peers:
+            left = end - time.monotonic()
+            if left <= 0:
+                for sock in [*mons, *ind_socks, *self.frm]:
+                    sock.close(0)
+                self.ctx.term()
+                raise ConfigError(f"--peers {peers}: after {self.cfg.connect_timeout_s:g} s, {sum(shakes)} xApp(s) "
+                                  f"connected for indications and {min(subs)} subscribed to frames")
+            for sock, _ in poller.poll(timeout=left * 1e3):
+                if sock in mons:
+                    recv_monitor_message(sock)
+                    shakes[mons.index(sock)] += 1
+                elif sock.recv()[:1] == b"\x01":     # XPUB: a subscription (\x00: an unsubscription)
+                    subs[self.frm.index(sock)] += 1
+        for s, m in zip(ind_socks, mons):
+            s.disable_monitor()
+            m.close(0)
 
     def _noisy(self, csi: np.ndarray) -> np.ndarray:
         """csi [2, A, K] + complex white noise at snr_db below its mean power."""
@@ -368,18 +466,19 @@ class Player:
             if cfg.count is not None and self.planned >= cfg.count:
                 break
             self.planned += 1
-            sn, self.sn = self.sn % 65536, self.sn + 1
+            ue = int(sc.ue_id[k])
+            cell = self.cells[ue % len(self.cells)]
+            sn, cell.sn = cell.sn % 65536, cell.sn + 1
             if cfg.drop and self.rng.random() < cfg.drop:
                 self.counts["dropped"] += 1
                 continue
             csi = self._noisy(sc.csi[k]) if cfg.snr_db is not None else sc.csi[k]
-            ue = int(sc.ue_id[k])
             if self.scorer is not None:
                 self.scorer.expect(sn, Truth(sc.scene, r, t_ns, ue, bool(sc.los[k]), sc.position[k]))
-            buf = encode_indication(cfg.ran_name, sn, t_ns, [(ue, csi)], plmn_id=self.plmn, nr_cell_id=self.nr_cell,
-                                    snr_db=cfg.snr_db, instance_id=self.instance)
+            buf = encode_indication(cfg.ran_name, sn, t_ns, [(ue, csi)], plmn_id=cell.plmn, nr_cell_id=cell.nr_cell,
+                                    snr_db=cfg.snr_db, instance_id=cell.instance)
             heapq.heappush(heap, _Msg(base + self._jitter(), next(self._seq), "indication", buf,
-                                      bool(cfg.reorder and self.rng.random() < cfg.reorder)))
+                                      bool(cfg.reorder and self.rng.random() < cfg.reorder), cell.sock))
         self.counts["reports_planned"] = self.planned
 
     def run(self, progress=None) -> dict:
@@ -421,38 +520,46 @@ class Player:
                 continue
             msg = heapq.heappop(heap)
             if msg.kind == "frame":
-                self._send(self.frm, msg.payload, "frames")
+                if all(self._send(sock, msg.payload) for sock in self.frm):   # a copy to each frame endpoint
+                    self.counts["frames"] += 1
                 continue
             if msg.reorder and held is None:
                 held = msg                         # sent right after the next indication
                 continue
-            self._send(self.ind, msg.payload, "indications")
+            self._send_indication(msg)
             if held is not None:
-                self._send(self.ind, held.payload, "indications")
+                self._send_indication(held)
                 self.counts["reordered"] += 1
                 held = None
             if progress is not None:
                 progress(self.counts["indications"])
         if held is not None:                       # nothing came after it: it goes last, in order
-            self._send(self.ind, held.payload, "indications")
+            self._send_indication(held)
         self.counts["send_s"] = time.perf_counter() - t0
         return dict(self.counts)
 
     def _jitter(self) -> float:
         return float(self.rng.uniform(0.0, self.cfg.jitter_ms / 1e3)) if self.cfg.jitter_ms else 0.0
 
-    def _send(self, sock, buf: bytes, what: str) -> None:
+    def _send_indication(self, msg: _Msg) -> None:
+        if self._send(msg.sock, msg.payload):
+            self.counts["indications"] += 1
+
+    def _send(self, sock, buf: bytes) -> bool:
         import zmq
         try:
             sock.send(buf)
-            self.counts[what] += 1
-            self.first_send_ns = self.first_send_ns or time.time_ns()
         except zmq.Again:                          # the xApp took nothing for 10 s
             self.stalled = True
+            return False
+        self.first_send_ns = self.first_send_ns or time.time_ns()
+        return True
 
     def close(self) -> None:
-        self.ind.close()
-        self.frm.close()
+        for sock in {id(c.sock): c.sock for c in self.cells}.values():
+            sock.close()
+        for sock in self.frm:
+            sock.close()
         self.ctx.term()
 
 
@@ -462,7 +569,8 @@ def replay(rec: Recording, indications: str, frames: str, redis_url: str, cfg: R
     """Play ``rec`` into a running xApp, score what it publishes; JSON summary (+ PNGs in ``out``)."""
     from tqdm import tqdm
     cfg.validate()
-    before = _scrape(metrics_url) if metrics_url else None
+    urls = [u.strip() for u in metrics_url.split(",")] if metrics_url else []
+    before = [_scrape(u) for u in urls]
     scorer = Scorer(redis_url, namespace, cfg.ran_name)
     player = Player(rec, indications, frames, cfg, scorer)
     scorer.start()
@@ -499,8 +607,11 @@ def replay(rec: Recording, indications: str, frames: str, redis_url: str, cfg: R
                "csi_only_share": float(np.mean([r["mode"] == "csi_only" for r in rows])) if rows else None,
                "scores": scores(rows),
                "by_mode": {m: scores([r for r in rows if r["mode"] == m]) for m in ("fused", "csi_only")}}
-    if metrics_url:
-        summary["xapp"] = metrics_delta(before, _scrape(metrics_url))
+    if urls:                                         # several instances: their sum, and each one
+        after = [_scrape(u) for u in urls]
+        summary["xapp"] = metrics_delta(_sum(before), _sum(after))
+        if len(urls) > 1:
+            summary["instances"] = [{"metrics": u} | metrics_delta(b, a) for u, b, a in zip(urls, before, after)]
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         summary["plots"] = [str(p) for p in plots(rows, rec, summary, out)]
@@ -515,6 +626,14 @@ def _throughput(rows: list[dict], first_send_ns: int) -> float:
     if not rows:
         return 0.0
     return len(rows) / max(1e-9, (max(r["arrival_ns"] for r in rows) - first_send_ns) / 1e9)
+
+
+def _sum(scrapes: list[dict]) -> dict:
+    out: dict = {}
+    for d in scrapes:
+        for k, v in d.items():
+            out[k] = out.get(k, 0.0) + v
+    return out
 
 
 def _scrape(url: str) -> dict:
@@ -629,7 +748,10 @@ def report(summary: dict) -> str:
     if "xapp" in summary:
         x = summary["xapp"]
         lines.append(f"xApp counted: sync {x['sync']}, SN {x['sn_events']} (missing {x['sn_missing']}), "
-                     f"decode errors {x['decode_errors']}, dropped {x['dropped']}")
+                     f"decode errors {x['decode_errors']}, dropped {x['dropped']}, skipped {x['skipped']}")
+        for i, inst in enumerate(summary.get("instances", [])):
+            lines.append(f"  instance {i} ({inst['metrics']}): indications {inst['indications']}, frames "
+                         f"{inst['frames']}, insights {sum(inst['insights'].values())}, skipped {inst['skipped']}")
         lines.append(stage_table(x))
     return "\n".join(lines)
 

@@ -33,6 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--speed", type=float, default=1.0, help="replay at real time x SPEED")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=_demo)
+    sc = sub.add_parser("scale", help="horizontal scaling on this machine: 1 vs 2 xApp instances (round-robin, "
+                                      "cell sharding) behind one max-rate replay; exactly once + throughput")
+    sc.add_argument("--out", default=".cache/scale", help="folder for scale.json, scale.png and the xApp logs")
+    sc.add_argument("--demo", default=".cache/demo", help="the demo's folder: its artifact and twin (made if absent)")
+    sc.add_argument("--duration", type=float, default=20.0, help="seconds of max-rate replay per variant")
+    sc.add_argument("--quiet", action="store_true", help="no progress bars")
+    sc.set_defaults(func=_scale)
     return parser
 
 
@@ -42,6 +49,14 @@ def _demo(args) -> int:
         raise ConfigError(f"--speed: must be > 0, got {args.speed}")
     summary = run(args.out, speed=args.speed, progress=not args.quiet)
     return 0 if summary["xapp_exit_code"] == 0 and summary["received"] and not summary["stalled"] else 1
+
+
+def _scale(args) -> int:
+    from wmfm.scale import run
+    if not args.duration > 0:
+        raise ConfigError(f"--duration: must be > 0, got {args.duration}")
+    result = run(args.out, args.demo, args.duration, progress=not args.quiet)
+    return 0 if all(v["exactly_once"] and v["received"] for v in result["variants"]) else 1
 
 
 def main(argv: list[str] | None = None) -> int:

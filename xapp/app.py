@@ -109,10 +109,12 @@ class XApp:
                                  reuse_frames=cfg.batch.reuse_frames)
             self.sync = FrameSync(cfg.sync, list(cfg.cameras))
             self.sn = SNTracker()
+            self.cells = frozenset(cfg.scaling.cells)
             if self.redis_url == "embedded":
                 self.embedded = EmbeddedRedis().start()
                 self.redis_url = self.embedded.url
-            self.sink = RedisSink(connect(self.redis_url, cfg.redis), cfg.redis, self.metrics)
+            self.sink = RedisSink(connect(self.redis_url, cfg.redis), cfg.redis, self.metrics,
+                                  shared=cfg.scaling.round_robin)
             if not self.sink.ping():
                 self.log.warning("Redis does not answer yet: insights are buffered until it does",
                                  extra={"mdc": {"redis": self.redis_url}})
@@ -178,11 +180,16 @@ class XApp:
         if ind is None:
             return
         event, missing = self.sn.observe(ind.stream, ind.sn)
+        if event == "gap" and self.cfg.scaling.round_robin:        # the other instances got those
+            event = "ok"
         if event != "ok":
             self.metrics.sn.labels(event).inc()
             self.metrics.sn_missing.inc(missing)
             if event == "duplicate":
                 return
+        if self.cells and ind.cell not in self.cells:               # another instance's cell (sharding)
+            self.metrics.skipped.labels("other_cell").inc()
+            return
         camera = self.cfg.camera_for(ind.cell)
         self.metrics.reports.inc(len(ind.reports))
         for r in ind.reports:

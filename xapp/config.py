@@ -121,6 +121,26 @@ class RedisConfig:
         check(0 < first <= cap, f"{where}.retry_backoff_ms", f"expected 0 < first <= cap, got [{first}, {cap}]")
 
 
+def check_cell(cell: str, where: str) -> None:
+    plmn, _, nr = cell.partition(":")
+    check(plmn.isdigit() and len(plmn) in (5, 6) and nr.isdigit(), where,
+          f"expected <plmn>:<nr_cell_id> like 00101:1, got {cell!r}")
+
+
+@dataclass(frozen=True)
+class ScalingConfig:
+    """Several instances sharing one RAN (README "Deploy on a RIC": horizontal scaling)."""
+    cells: tuple[str, ...] = ()             # cells this instance serves; () = every cell. Indications of other
+                                            # cells are counted (wmfm_skipped{reason="other_cell"}) and dropped
+    round_robin: bool = False               # the senders spread indications over the instances (ZeroMQ PUSH
+                                            # round-robin): SN gaps are expected (not counted), and the per-UE
+                                            # hash is guarded in Redis (several instances write the same UE)
+
+    def validate(self, where: str) -> None:
+        for cell in self.cells:
+            check_cell(cell, f"{where}.cells")
+
+
 @dataclass(frozen=True)
 class HttpConfig:
     host: str = "0.0.0.0"
@@ -139,6 +159,7 @@ class XAppConfig:
     batch: BatchConfig = field(default_factory=BatchConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    scaling: ScalingConfig = field(default_factory=ScalingConfig)
     los_threshold: float = 0.5
     drain_s: float = 5.0                    # SIGTERM: finish in-flight work within this, then exit
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -153,6 +174,8 @@ class XAppConfig:
         check(self.drain_s >= 0, f"{where}.drain_s", "must be >= 0")
         owners: dict[str, str] = {}
         for cam, c in self.cameras.items():
+            for cell in c.cells:
+                check_cell(cell, f"{where}.cameras.{cam}.cells")
             for cell in c.cells or ("*",):
                 check(cell not in owners, f"{where}.cameras.{cam}.cells",
                       f"{cell} already belongs to {owners.get(cell)}")

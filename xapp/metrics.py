@@ -23,6 +23,8 @@ class Metrics:
         self.sn_missing = Counter("wmfm_sn_missing", "indications missing according to SN gaps", registry=r)
         self.sync = Counter("wmfm_sync", "CSI reports by pairing result: fused or csi_only (no frame in time)",
                             ["result"], registry=r)
+        self.skipped = Counter("wmfm_skipped", "indications left to another instance, by reason (other_cell)",
+                               ["reason"], registry=r)
         self.dropped = Counter("wmfm_dropped", "UE reports dropped after decoding, by reason", ["reason"], registry=r)
         self.insights = Counter("wmfm_insights", "insights produced, by mode", ["mode"], registry=r)
         self.batch = Histogram("wmfm_batch_size", "UEs per inference batch", registry=r,
@@ -94,7 +96,8 @@ def metrics_delta(before: dict, after: dict) -> dict:
             "frames": int(total("wmfm_messages_total", socket="frames")),
             "decode_errors": by("wmfm_decode_errors_total", "reason"), "sn_events": by("wmfm_sn_events_total", "event"),
             "sn_missing": int(total("wmfm_sn_missing_total")), "sync": by("wmfm_sync_total", "result"),
-            "dropped": by("wmfm_dropped_total", "reason"), "insights": by("wmfm_insights_total", "mode"),
+            "dropped": by("wmfm_dropped_total", "reason"), "skipped": by("wmfm_skipped_total", "reason"),
+            "insights": by("wmfm_insights_total", "mode"),
             "redis_errors": int(total("wmfm_redis_errors_total")), "stages": stages}
 
 

@@ -1,6 +1,10 @@
 """JSON schema of the descriptor's `controls`, generated from the config dataclasses
 (xapp/config.py is the single source; `make descriptor` writes deploy/descriptor/schema.json,
-and a test checks the committed file is current and that config-file.json validates)."""
+and a test checks the committed file is current and that config-file.json validates).
+
+Draft-07, the draft the O-RAN SC xApp onboarder validates with (it puts an xApp's controls
+schema under `properties.controls` of its descriptor schema). `metrics_descriptor()` is the
+descriptor's `metrics` section: the Prometheus metrics the app serves at /ric/v1/metrics."""
 
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ def _schema(tp, default=dataclasses.MISSING) -> dict:
     elif origin is tuple:
         item = args[0] if args and (len(args) == 1 or args[-1] is Ellipsis) else None
         out = {"type": "array", "items": _schema(item)} if item is not None else \
-            {"type": "array", "prefixItems": [_schema(a) for a in args], "minItems": len(args), "maxItems": len(args)}
+            {"type": "array", "items": [_schema(a) for a in args], "additionalItems": False, "minItems": len(args),
+             "maxItems": len(args)}
     elif origin is dict:
         out = {"type": "object", "additionalProperties": _schema(args[1])}
     else:
@@ -41,8 +46,16 @@ def _schema(tp, default=dataclasses.MISSING) -> dict:
 
 
 def controls_schema() -> dict:
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "wmfm-xapp/controls",
+    return {"$schema": "http://json-schema.org/draft-07/schema#", "$id": "wmfm-xapp/controls",
             "title": "wmfm-xapp controls", **_schema(XAppConfig)}
+
+
+def metrics_descriptor() -> list[dict]:
+    """The descriptor's `metrics` items (O-RAN SC: objectName, objectInstance, name, type, description)."""
+    from .metrics import Metrics
+    return [{"objectName": "wmfm-xapp", "objectInstance": "ric/v1/metrics",
+             "name": fam.name + ("_total" if fam.type == "counter" else ""), "type": fam.type,
+             "description": fam.documentation} for fam in Metrics().registry.collect()]
 
 
 if __name__ == "__main__":

@@ -17,6 +17,14 @@ LOOPBACK = ["indications.endpoint=tcp://127.0.0.1:*", "frames.endpoint=tcp://127
             "http.host=127.0.0.1"]
 
 
+def free_port() -> int:
+    """A TCP port free on loopback now (for an endpoint that must be known before binding it)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class XAppProcess:
     def __init__(self, artifact: str | Path, redis_url: str, overrides: list[str], log_file: Path,
                  start_timeout_s: float = 120.0):

@@ -15,12 +15,6 @@ from wmfm.sim.dataset import load as load_cache
 STRICT = ("sync.max_skew_ms=10", "sync.deadline_ms=40")
 
 
-@pytest.fixture(scope="module")
-def recording(tiny):
-    out = tiny[0]
-    return replay.load(out / "data" / "twin", "test", out / "data" / "cache", progress=False)
-
-
 def _run(app, rec, tmp_path=None, **kw):
     cfg = replay.ReplayConfig(**{"speed": 10.0, "settle_s": 3.0, **kw})
     metrics = f"http://127.0.0.1:{app.status.port}/ric/v1/metrics"
@@ -28,14 +22,11 @@ def _run(app, rec, tmp_path=None, **kw):
                          metrics_url=metrics, out=tmp_path, progress=False)
 
 
-def _cameras(rec):
-    w, h = rec.scenes[0].size
-    return f'cameras={{"{rec.camera_id}": {{"cells": [], "width": {w}, "height": {h}}}}}'
 
 
-def test_replay_scores_equal_the_offline_evaluation_of_the_same_artifact(run_xapp, recording, artifact, tiny,
+def test_replay_scores_equal_the_offline_evaluation_of_the_same_artifact(run_xapp, cameras, recording, artifact, tiny,
                                                                          tmp_path):
-    app = run_xapp(_cameras(recording), *STRICT)
+    app = run_xapp(cameras, *STRICT)
     s = _run(app, recording, tmp_path)
     assert s["sent"]["indications"] == recording.n_reports and s["lost"] == 0 and s["unexpected"] == 0
     assert s["xapp"]["sync"] == {"fused": recording.n_reports}
@@ -69,8 +60,8 @@ def test_replay_scores_equal_the_offline_evaluation_of_the_same_artifact(run_xap
     assert {"decode", "infer", "redis", "sync_wait", "queue"} <= set(saved["xapp"]["stages"])
 
 
-def test_drops_and_reordering_show_in_the_xapps_sn_counters(run_xapp, recording):
-    app = run_xapp(_cameras(recording), *STRICT)
+def test_drops_and_reordering_show_in_the_xapps_sn_counters(run_xapp, cameras, recording):
+    app = run_xapp(cameras, *STRICT)
     s = _run(app, recording, drop=0.15, reorder=0.1, seed=4)
     sent, x = s["sent"], s["xapp"]
     assert sent["dropped"] > 5 and sent["reordered"] > 3
@@ -83,8 +74,8 @@ def test_drops_and_reordering_show_in_the_xapps_sn_counters(run_xapp, recording)
     assert x["sn_missing"] == sent["dropped"] - hidden + sent["reordered"]
 
 
-def test_a_camera_outage_gives_csi_only_insights_exactly_inside_the_window(run_xapp, recording):
-    app = run_xapp(_cameras(recording), *STRICT)
+def test_a_camera_outage_gives_csi_only_insights_exactly_inside_the_window(run_xapp, cameras, recording):
+    app = run_xapp(cameras, *STRICT)
     # 0.4 s: shorter than the 1 s after which the xApp calls a camera stalled (and stops waiting)
     s = _run(app, recording, outages=((1.0, 1.4),))
     rows = s["_rows"]
@@ -96,8 +87,8 @@ def test_a_camera_outage_gives_csi_only_insights_exactly_inside_the_window(run_x
     assert s["xapp"]["frames"] == s["sent"]["frames"] == len(recording.scenes) - s["sent"]["frames_in_outage"]
 
 
-def test_the_replay_stops_by_itself_within_its_bounds(run_xapp, recording):
-    app = run_xapp(_cameras(recording))
+def test_the_replay_stops_by_itself_within_its_bounds(run_xapp, cameras, recording):
+    app = run_xapp(cameras)
     t0 = time.monotonic()
     s = _run(app, recording, loop=True, count=7, settle_s=1.0)
     assert s["sent"]["indications"] == 7 and s["received"] == 7
@@ -111,8 +102,8 @@ def test_the_replay_stops_by_itself_within_its_bounds(run_xapp, recording):
     assert time.monotonic() - t0 < 20
 
 
-def test_noise_jitter_lag_and_clock_offset_are_applied(run_xapp, recording):
-    app = run_xapp(_cameras(recording), *STRICT)
+def test_noise_jitter_lag_and_clock_offset_are_applied(run_xapp, cameras, recording):
+    app = run_xapp(cameras, *STRICT)
     # a camera clock 30 ms off: no frame within the 10 ms skew -> every insight is csi_only
     s = _run(app, recording, clock_offset_ms=30.0, count=20)
     assert s["xapp"]["sync"] == {"csi_only": 20}
