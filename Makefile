@@ -45,6 +45,8 @@ demo: setup
 # behind one max-rate replay of the demo's twin; exactly-once check + combined throughput (~2 min after demo).
 scale: setup
 	$(VENV)/bin/wmfm scale --demo $(DEMO) --out .cache/scale
+	mkdir -p docs/results/scale
+	cp .cache/scale/scale.json .cache/scale/scale.png docs/results/scale/
 
 # The committed reference result (docs/results/cpu): ~45 min on the 2-core CPU machine.
 experiment-cpu: setup
