@@ -14,8 +14,10 @@ the rest. The per-UE hash only moves forward in time: an older insight (an out-o
 indication) never overwrites a newer one there (it still goes to the stream and the channel);
 the sink remembers the newest time written per UE. With several instances writing the same UEs
 (`scaling.round_robin`) that memory is not enough: the hash is then written by a server-side
-Lua check (`HSET` only if the stored t_ns is older), which costs more per round trip (1.8 vs
-0.5 ms for a batch of 8 on the 2-core host), hence off for a single instance.
+Lua check (`HSET` only if the stored t_ns is older), sent with EVAL (an EVALSHA through
+redis-py's pipelined Script adds a SCRIPT EXISTS round trip per batch). It costs a little more:
+a batch of 8 takes 0.87 vs 0.77 ms p50 (`python scripts/bench_sink.py`, 2-core host), so a
+single instance does without it.
 """
 
 from __future__ import annotations
