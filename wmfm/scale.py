@@ -40,6 +40,14 @@ def _cpu_s(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set so far (Linux /proc VmHWM), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _variant(art, rec, name: str, n: int, route: str, bind: bool, duration_s: float, out: Path, progress: bool,
              log) -> dict:
     from wmfm.sim import replay
@@ -71,6 +79,7 @@ def _variant(art, rec, name: str, n: int, route: str, bind: bool, duration_s: fl
                               frame_ep or [p.endpoints["frames"] for p in procs], srv.url, cfg,
                               metrics_url=",".join(p.metrics_url for p in procs), progress=progress)
             cpu = [_cpu_s(pid) - c0 for pid, c0 in zip(pids, cpu0)]
+            rss = [_peak_rss_mb(p.proc.pid) for p in procs]
         finally:
             codes = [p.stop() for p in procs]
     lat = s["scores"].get("latency_ms", {})
@@ -85,6 +94,7 @@ def _variant(art, rec, name: str, n: int, route: str, bind: bool, duration_s: fl
             "frames_sent": s["sent"]["frames"], "per_instance_frames": [i["frames"] for i in insts],
             "skipped": s["xapp"]["skipped"], "sn_events": s["xapp"]["sn_events"], "xapp_exit_codes": codes,
             "wall_s": s["wall_s"], "cpu_s": {"xapps": cpu[:n], "redis": cpu[n], "replay": cpu[n + 1]},
+            "xapp_peak_rss_mb": rss,
             "insights_per_xapp_cpu_s": s["received"] / max(sum(cpu[:n]), 1e-9)}
 
 

@@ -36,6 +36,10 @@ CASES = {
     "password": {"redis": {"password": "s3cret", "username": "wmfm"}},
     "existing-secret": {"redis": {"existingSecret": "dbaas-auth", "existingSecretKey": "redis-password"}},
     "claim": {"artifact": {"existingClaim": "wmfm-artifact"}},
+    "tls": {"redis": {"url": "rediss://service-ricplt-dbaas-tcp.ricplt:6380/0"},
+            "env": {"WMFM__REDIS__TLS_CA_FILE": "/etc/wmfm/redis-tls/ca.crt"},
+            "extraVolumes": [{"name": "redis-tls", "secret": {"secretName": "dbaas-tls"}}],
+            "extraVolumeMounts": [{"name": "redis-tls", "mountPath": "/etc/wmfm/redis-tls", "readOnly": True}]},
     "claim-gpu": {"artifact": {"existingClaim": "wmfm-artifact"}, "gpu": {"enabled": True},
                   "nodeSelector": {"nvidia.com/gpu.present": "true"}},
     "env": {"env": {"WMFM__SYNC__MAX_SKEW_MS": 30, "WMFM__LOG_LEVEL": "DEBUG",
@@ -161,7 +165,15 @@ def test_the_env_overrides_load_through_the_apps_own_loader(chart, case):
     env = app_env(objs)
     cfg = config.load(DESCRIPTOR, env=env)                    # raises on an unknown control or a wrong type
     redis = {**chart.values["redis"], **CASES[case].get("redis", {})}
-    assert cfg.redis.url == redis["url"] == "redis://service-ricplt-dbaas-tcp.ricplt:6379/0"
+    assert cfg.redis.url == redis["url"]
+    if case == "tls":                                          # the CA file is where the extra volume puts it
+        assert cfg.redis.url.startswith("rediss://") and cfg.redis.tls_ca_file == "/etc/wmfm/redis-tls/ca.crt"
+        c, pod = container(objs), one(objs, "Deployment")["spec"]["template"]["spec"]
+        mount = next(m for m in c["volumeMounts"] if m["name"] == "redis-tls")
+        assert cfg.redis.tls_ca_file.startswith(mount["mountPath"] + "/")
+        assert {"name": "redis-tls", "secret": {"secretName": "dbaas-tls"}} in pod["volumes"]
+    else:
+        assert cfg.redis.url == "redis://service-ricplt-dbaas-tcp.ricplt:6379/0"
     assert cfg.redis.namespace == redis["namespace"] and cfg.redis.username == redis["username"]
     if redis["password"] or redis["existingSecret"]:
         assert cfg.redis.password_env == "REDIS_PASSWORD" and "REDIS_PASSWORD" in env
