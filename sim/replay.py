@@ -110,6 +110,8 @@ class ReplayConfig:
             bad("peers", f"must be >= 1, got {self.peers}")
         if self.route not in ROUTES:
             bad("route", f"expected one of {', '.join(ROUTES)}, got {self.route!r}")
+        if self.bind and self.route == "cell" and self.peers < len(self.cells):
+            bad("peers", f"--bind --route cell: one xApp per cell at least, got {self.peers} for {len(self.cells)}")
 
 
 @dataclass
@@ -328,7 +330,7 @@ class _Msg:
     kind: str = field(compare=False)               # "frame" | "indication"
     payload: bytes = field(compare=False)
     reorder: bool = field(compare=False, default=False)
-    sock: object = field(compare=False, default=None)   # an indication's PUSH socket (its cell's)
+    cell: object = field(compare=False, default=None)   # an indication's _Cell (its stream and socket)
 
 
 @dataclass
@@ -364,12 +366,18 @@ class Player:
         self.rec, self.cfg, self.scorer = rec, cfg, scorer
         self.rng = np.random.default_rng(cfg.seed)
         self.ctx = zmq.Context()
-        # round_robin: one PUSH on every endpoint (ZeroMQ deals the messages out in turn); cell: one
-        # PUSH per cell. Frames: each frame endpoint gets every frame (a PUSH each; bound: one PUB).
-        ind_socks = [self._socket(zmq.PUSH, ep) for ep in ind_eps] if by_cell else [self._socket(zmq.PUSH, *ind_eps)]
-        self.frm = [self._socket(zmq.XPUB if cfg.bind else zmq.PUSH, ep) for ep in frame_eps]
-        if cfg.bind:
-            self._wait_for_xapps(ind_socks)
+        self._all: list = []                           # every socket, for close()
+        try:
+            # round_robin: one PUSH on every endpoint (ZeroMQ deals the messages out in turn); cell:
+            # one PUSH per cell. Frames: each frame endpoint gets every frame (a PUSH each; bound: a PUB).
+            ind_socks = [self._socket(zmq.PUSH, ep) for ep in ind_eps] if by_cell else \
+                [self._socket(zmq.PUSH, *ind_eps)]
+            self.frm = [self._socket(zmq.XPUB if cfg.bind else zmq.PUSH, ep) for ep in frame_eps]
+            if cfg.bind:
+                self._wait_for_xapps(ind_socks)
+        except BaseException:
+            self.close(linger=0)
+            raise
         first = cfg.instance_id if cfg.instance_id is not None else int(np.random.default_rng().integers(65536))
         self.cells = [_Cell(c.split(":")[0], int(c.split(":")[1]), (first + i) % 65536, ind_socks[i if by_cell else 0])
                       for i, c in enumerate(cfg.cells)]
@@ -387,12 +395,11 @@ class Player:
         s.setsockopt(zmq.LINGER, 5_000)
         if kind == zmq.XPUB:
             s.setsockopt(zmq.XPUB_VERBOSE, 1)      # every subscriber's subscription reaches us (a count)
+        self._all.append(s)
         try:
             for ep in eps:
                 s.bind(ep) if self.cfg.bind else s.connect(ep)
         except zmq.ZMQError as exc:
-            s.close(0)
-            self.ctx.term()
             raise ConfigError(f"cannot {'bind' if self.cfg.bind else 'connect'} {', '.join(eps)}: {exc}") from None
         return s
 
@@ -402,7 +409,8 @@ class Player:
         only to the peers it has, so starting earlier would give the first one everything."""
         import zmq
         from zmq.utils.monitor import recv_monitor_message
-        mons = [s.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED) for s in ind_socks]
+        mons = [s.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED) for s in ind_socks]
+        self._all += mons
         shakes, subs = [0] * len(mons), [0] * len(self.frm)
         poller = zmq.Poller()
         for sock in [*mons, *self.frm]:
@@ -412,20 +420,18 @@ class Player:
         while sum(shakes) < peers or min(shakes) < 1 or min(subs) < peers:
             left = end - time.monotonic()
             if left <= 0:
-                for sock in [*mons, *ind_socks, *self.frm]:
-                    sock.close(0)
-                self.ctx.term()
                 raise ConfigError(f"--peers {peers}: after {self.cfg.connect_timeout_s:g} s, {sum(shakes)} xApp(s) "
                                   f"connected for indications and {min(subs)} subscribed to frames")
             for sock, _ in poller.poll(timeout=left * 1e3):
-                if sock in mons:
-                    recv_monitor_message(sock)
-                    shakes[mons.index(sock)] += 1
-                elif sock.recv()[:1] == b"\x01":     # XPUB: a subscription (\x00: an unsubscription)
-                    subs[self.frm.index(sock)] += 1
+                if sock in mons:                   # connected peers: handshakes - disconnections
+                    event = recv_monitor_message(sock)["event"]
+                    shakes[mons.index(sock)] += 1 if event == zmq.EVENT_HANDSHAKE_SUCCEEDED else -1
+                else:                              # XPUB: \x01 a subscription, \x00 an unsubscription
+                    subs[self.frm.index(sock)] += 1 if sock.recv()[:1] == b"\x01" else -1
         for s, m in zip(ind_socks, mons):
             s.disable_monitor()
             m.close(0)
+            self._all.remove(m)
 
     def _noisy(self, csi: np.ndarray) -> np.ndarray:
         """csi [2, A, K] + complex white noise at snr_db below its mean power."""
@@ -478,7 +484,7 @@ class Player:
             buf = encode_indication(cfg.ran_name, sn, t_ns, [(ue, csi)], plmn_id=cell.plmn, nr_cell_id=cell.nr_cell,
                                     snr_db=cfg.snr_db, instance_id=cell.instance)
             heapq.heappush(heap, _Msg(base + self._jitter(), next(self._seq), "indication", buf,
-                                      bool(cfg.reorder and self.rng.random() < cfg.reorder), cell.sock))
+                                      bool(cfg.reorder and self.rng.random() < cfg.reorder), cell))
         self.counts["reports_planned"] = self.planned
 
     def run(self, progress=None) -> dict:
@@ -524,10 +530,10 @@ class Player:
                     self.counts["frames"] += 1
                 continue
             if msg.reorder and held is None:
-                held = msg                         # sent right after the next indication
+                held = msg                         # sent right after the next indication of its cell
                 continue
             self._send_indication(msg)
-            if held is not None:
+            if held is not None and held.cell is msg.cell:
                 self._send_indication(held)
                 self.counts["reordered"] += 1
                 held = None
@@ -542,7 +548,7 @@ class Player:
         return float(self.rng.uniform(0.0, self.cfg.jitter_ms / 1e3)) if self.cfg.jitter_ms else 0.0
 
     def _send_indication(self, msg: _Msg) -> None:
-        if self._send(msg.sock, msg.payload):
+        if self._send(msg.cell.sock, msg.payload):
             self.counts["indications"] += 1
 
     def _send(self, sock, buf: bytes) -> bool:
@@ -555,11 +561,9 @@ class Player:
         self.first_send_ns = self.first_send_ns or time.time_ns()
         return True
 
-    def close(self) -> None:
-        for sock in {id(c.sock): c.sock for c in self.cells}.values():
-            sock.close()
-        for sock in self.frm:
-            sock.close()
+    def close(self, linger: int | None = None) -> None:
+        for sock in self._all:
+            sock.close(linger)
         self.ctx.term()
 
 

@@ -20,6 +20,7 @@ the figures say what this host does, not what a node with a core per instance wo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -66,12 +67,13 @@ def _variant(art, rec, name: str, n: int, route: str, bind: bool, duration_s: fl
                  "frames.mode=connect", "frames.pattern=sub"]
     cfg = replay.ReplayConfig(max_rate=True, loop=True, duration_s=duration_s, cells=cells, route=route, bind=bind,
                               peers=n)
-    with tempfile.TemporaryDirectory(prefix="wmfm-scale-") as tmp, EmbeddedRedis(Path(tmp) / "redis") as srv:
+    with tempfile.TemporaryDirectory(prefix="wmfm-scale-") as tmp, EmbeddedRedis(Path(tmp) / "redis") as srv, \
+            contextlib.ExitStack() as stack:
         procs = []
         try:
-            for i in range(n):
-                procs.append(XAppProcess(art.root, srv.url, base + per[i],
-                                         out / f"xapp-{n}-{route}{'-bind' if bind else ''}-{i}.log"))
+            for i in range(n):                           # the stack closes their logs at the end
+                procs.append(stack.enter_context(XAppProcess(
+                    art.root, srv.url, base + per[i], out / f"xapp-{n}-{route}{'-bind' if bind else ''}-{i}.log")))
             log(f"{name:<28} {n} xApp(s) up; replay at max rate for {duration_s:g} s")
             pids = [p.proc.pid for p in procs] + [srv.proc.pid, None]
             cpu0 = [_cpu_s(pid) for pid in pids]
@@ -107,8 +109,9 @@ def run(out: str | Path = ".cache/scale", demo: str | Path = ".cache/demo", dura
     art = _artifact(demo, progress, log)
     rec = replay.load(demo / "data" / "twin", "test", demo / "data" / "cache", progress=progress)
     rows = [_variant(art, rec, *v, duration_s, out, progress, log) for v in VARIANTS]
-    for r in rows:
-        r["throughput_vs_1"] = r["throughput_per_s"] / rows[0]["throughput_per_s"]
+    for r in rows:                                       # None: the baseline delivered nothing
+        base = rows[0]["throughput_per_s"]
+        r["throughput_vs_1"] = r["throughput_per_s"] / base if base else None
     result = {"format": "wmfm-scale/1", "artifact": str(art.root), "model": art.version,
               "scenario": str(demo / "data" / "twin"), "duration_s": duration_s, "variants": rows}
     (out / "scale.json").write_text(json.dumps(result, indent=2, default=float))
@@ -124,7 +127,8 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         c = r["cpu_s"]
         lines.append(f"{r['variant']:<28}{r['sent']:>7}{r['received']:>7}{r['lost']:>5}{r['unexpected']:>4}"
-                     f"{r['throughput_per_s']:>7.0f}{r['throughput_vs_1']:>6.2f}{r['csi_only_share'] or 0:>9.1%}"
+                     f"{r['throughput_per_s']:>7.0f}{r['throughput_vs_1'] or float('nan'):>6.2f}"
+                     f"{r['csi_only_share'] or 0:>9.1%}"
                      f"{'+'.join(f'{v:.1f}' for v in c['xapps']):>12}{r['insights_per_xapp_cpu_s']:>9.0f}"
                      f"{c['replay']:>7.1f}{c['redis']:>6.1f}  {r['per_instance_insights']}, "
                      f"{'/'.join(map(str, r['per_instance_frames']))} of {r['frames_sent']}")
@@ -152,7 +156,7 @@ def _plot(rows: list[dict], path: Path) -> None:
     ax.set_title("combined throughput, every insight exactly once" if all(r["exactly_once"] for r in rows)
                  else "combined throughput (NOT exactly once: see scale.json)")
     ax.legend(fontsize=8)
-    ax.set_ylim(0, max(r["throughput_per_s"] for r in rows) * 1.25)
+    ax.set_ylim(0, max(1.0, *(r["throughput_per_s"] for r in rows)) * 1.25)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

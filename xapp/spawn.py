@@ -18,11 +18,23 @@ LOOPBACK = ["indications.endpoint=tcp://127.0.0.1:*", "frames.endpoint=tcp://127
 
 
 def free_port() -> int:
-    """A TCP port free on loopback now (for an endpoint that must be known before binding it)."""
+    """A TCP port free on loopback now, for an endpoint others connect to before it is bound.
+    Taken below the ephemeral range: a client retrying a connection to a port in that range
+    can be given that very port as its own and connect to itself (TCP simultaneous open)."""
+    import random
     import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for port in random.sample(range(10000, max(low, 10001)), min(200, max(low - 10000, 1))):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free TCP port in 10000..{low - 1}")
 
 
 class XAppProcess:
@@ -50,6 +62,7 @@ class XAppProcess:
             if self.proc.poll() is not None or time.monotonic() > t_end:
                 self.proc.kill()
                 self.proc.wait()
+                self.log.close()
                 raise RuntimeError(f"the xApp did not start: {''.join(self.lines)[-800:]}")
 
     @property

@@ -220,6 +220,9 @@ def test_round_robin_and_headless_follow_the_replica_count(chart):
         assert one(objs, "ConfigMap", "-appenv")["data"]["WMFM__SCALING__ROUND_ROBIN"] == want_rr
         assert (one(objs, "Service", "-zmq")["spec"].get("clusterIP") == "None") is want_headless
         assert "clusterIP" not in one(objs, "Service", "-http")["spec"]
+    # pods that connect to a sender may be scaled later (kubectl scale, an autoscaler): on from the start
+    objs = objects(chart, values={"connect": {"indications": "tcp://e2-gateway.ricplt:5560"}})
+    assert one(objs, "ConfigMap", "-appenv")["data"]["WMFM__SCALING__ROUND_ROBIN"] == "true"
 
 
 def test_gpu_asks_for_a_gpu_and_tensorrt(chart):

@@ -37,3 +37,13 @@ def test_two_instances_writing_one_ue_keep_the_newest_only_when_shared(server, s
     assert redis.Redis.from_url(server.url).xlen(a.stream) == 3          # the stream has every insight
     b.publish([insight(T0 + 3, 3.0)])        # a newer one from B goes through
     assert redis.Redis.from_url(server.url).hget(a.ue_key("gnb1", 7), "t_ns") == str(T0 + 3).encode()
+
+
+def test_the_guard_compares_times_as_numbers_not_as_text(server):
+    """A newer time with more digits ("1000" after "999", as text "1000" < "999") still wins."""
+    a, b, c = (RedisSink(redis.Redis.from_url(server.url), RedisConfig(), Metrics(), shared=True) for _ in range(3))
+    a.publish([insight(999, 1.0)])
+    b.publish([insight(1000, 2.0)])
+    c.publish([insight(998, 3.0)])           # older (and shorter) from a third instance: refused by the server
+    h = redis.Redis.from_url(server.url).hgetall(a.ue_key("gnb1", 7))
+    assert h[b"t_ns"] == b"1000" and h[b"x"] == b"2.0000"

@@ -52,12 +52,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* "true" / "false": scaling.roundRobin, or replicaCount > 1 when it is null. */}}
+{{/* "true" / "false": scaling.roundRobin; when it is null, replicaCount > 1 or the pods connect to a
+sender (connect.indications: replicas may be added later by `kubectl scale` or an autoscaler). */}}
 {{- define "wmfm-xapp.roundRobin" -}}
 {{- if kindIs "bool" .Values.scaling.roundRobin -}}
 {{- .Values.scaling.roundRobin -}}
 {{- else -}}
-{{- gt (int .Values.replicaCount) 1 -}}
+{{- or (gt (int .Values.replicaCount) 1) (ne .Values.connect.indications "") -}}
 {{- end -}}
 {{- end -}}
 
