@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from wmfm.xapp.config import check_cell
 from wmfm.xapp.metrics import metrics_delta, scrape, stage_table
 
 from wmfm.config import ConfigError
@@ -103,9 +104,7 @@ class ReplayConfig:
         if not self.cells or len(set(self.cells)) != len(self.cells):
             bad("cell", f"one or more distinct cells, got {list(self.cells)}")
         for c in self.cells:
-            plmn, _, cell = c.partition(":")
-            if not (plmn.isdigit() and len(plmn) in (5, 6) and cell.isdigit()):
-                bad("cell", f"expected <plmn>:<nr_cell_id> like 00101:1, got {c!r}")
+            check_cell(c, "--cell")
         if self.peers < 1:
             bad("peers", f"must be >= 1, got {self.peers}")
         if self.route not in ROUTES:
@@ -379,8 +378,8 @@ class Player:
             self.close(linger=0)
             raise
         first = cfg.instance_id if cfg.instance_id is not None else int(np.random.default_rng().integers(65536))
-        self.cells = [_Cell(c.split(":")[0], int(c.split(":")[1]), (first + i) % 65536, ind_socks[i if by_cell else 0])
-                      for i, c in enumerate(cfg.cells)]
+        self.cells = [_Cell(c.partition(":")[0], int(c.partition(":")[2]), (first + i) % 65536,
+                            ind_socks[i if by_cell else 0]) for i, c in enumerate(cfg.cells)]
         self.counts = {"indications": 0, "frames": 0, "dropped": 0, "reordered": 0, "frames_in_outage": 0,
                        "reports_planned": 0}
         self.stalled = False

@@ -40,6 +40,15 @@ def _artifact(out: Path, progress: bool, log=print):
     return exported
 
 
+def xapp_overrides(rec) -> list[str]:
+    """The xApp controls for replaying `rec`: its camera (frame size checked), and a report may wait
+    up to 20 ms (instead of the default 1 ms) while the xApp decodes its frame. The replay sends a
+    scene's frame and its CSI at the same instant, so pairing then does not depend on how busy this
+    2-core machine is (the twin's frames are 0.5 s apart: missing one means csi_only)."""
+    w, h = rec.scenes[0].size
+    return [f"cameras={json.dumps({rec.camera_id: {'cells': [], 'width': w, 'height': h}})}", "sync.deadline_ms=20"]
+
+
 def run(out: str | Path = ".cache/demo", speed: float = 1.0, progress: bool = True, log=print) -> dict:
     from wmfm.sim import replay
     from wmfm.xapp.redis_server import EmbeddedRedis
@@ -50,13 +59,7 @@ def run(out: str | Path = ".cache/demo", speed: float = 1.0, progress: bool = Tr
     art = _artifact(out, progress, log)
     scenario, cache = out / "data" / "twin", out / "data" / "cache"
     rec = replay.load(scenario, "test", cache, progress=progress)
-    size = rec.scenes[0].size
-    cams = {rec.camera_id: {"cells": [], "width": size[0], "height": size[1]}}
-    # The replay sends each scene's frame and its CSI at the same instant; a report may wait up to
-    # 20 ms (instead of the default 1 ms) while the xApp decodes that frame, so that pairing does
-    # not depend on how busy this 2-core machine is (the twin's frames are 0.5 s apart: missing
-    # one means csi_only).
-    overrides = [f"cameras={json.dumps(cams)}", "sync.deadline_ms=20"]
+    overrides = xapp_overrides(rec)
     with tempfile.TemporaryDirectory(prefix="wmfm-demo-") as tmp, EmbeddedRedis(Path(tmp) / "redis") as srv:
         with XAppProcess(art.root, srv.url, overrides, out / "xapp.log") as xapp:
             log(f"xapp      up: model {art.version}, redis {srv.url} (embedded), "

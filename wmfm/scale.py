@@ -51,12 +51,12 @@ def _peak_rss_mb(pid: int) -> float:
 
 def _variant(art, rec, name: str, n: int, route: str, bind: bool, duration_s: float, out: Path, progress: bool,
              log) -> dict:
+    from wmfm.demo import xapp_overrides
     from wmfm.sim import replay
     from wmfm.xapp.redis_server import EmbeddedRedis
     from wmfm.xapp.spawn import XAppProcess, free_port
 
-    w, h = rec.scenes[0].size
-    base = [f"cameras={json.dumps({rec.camera_id: {'cells': [], 'width': w, 'height': h}})}", "sync.deadline_ms=20"]
+    base = xapp_overrides(rec)                           # as `wmfm demo` runs its xApp
     cells = CELLS if route == "cell" else CELLS[:1]
     per = [[f"scaling.cells={json.dumps([cells[i]])}"] if route == "cell" else
            (["scaling.round_robin=true"] if n > 1 else []) for i in range(n)]
