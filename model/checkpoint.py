@@ -17,8 +17,8 @@ import torch
 
 from wmfm.config import ConfigError, from_dict, to_dict
 
-from .config import ModelConfig
 from .heads import Heads
+from .hparams import ModelConfig
 from .wmfm import WMFM
 
 FORMAT = "wmfm-checkpoint/1"
@@ -75,3 +75,11 @@ def load_wmfm(path: str | Path) -> tuple[WMFM, dict[str, Heads], dict]:
         heads[name].load_state_dict(h["state_dict"])
         heads[name].eval()
     return model.eval(), heads, ckpt
+
+
+def load_graphs(path: str | Path) -> dict[str, torch.nn.Module]:
+    """{graph: torch module in eval mode} of a deployable model.pt: the four graphs `wmfm export`
+    writes as ONNX (model/graphs.py), for the xApp's torch backend."""
+    from .graphs import graph_modules
+    model, heads, _ = load_wmfm(path)
+    return {g: m.eval() for g, (m, _) in graph_modules(model, heads).items()}

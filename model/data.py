@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from wmfm.sim.dataset import SPLITS, load
 
-from .config import AugmentConfig
+from wmfm.cache import SPLITS, load
+
+from .hparams import AugmentConfig
 
 
 @dataclass

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import CSIEncoderConfig, ImageEncoderConfig, ModelConfig
+from .hparams import CSIEncoderConfig, ImageEncoderConfig, ModelConfig
 
 
 def _gn(c: int) -> nn.GroupNorm:

@@ -1,6 +1,7 @@
-"""`wmfm experiment`: the paper's comparison, WMFM (frozen encoders + heads) against E2E, in one run.
+"""The paper's comparison, WMFM (frozen encoders + heads) against E2E, in one run on a dataset cache
+(`wmfm experiment` makes the twin and the cache first: wmfm/pipeline.py).
 
-    twin (or --scenario) -> cache -> pretrain once -> one embedding pass
+    cache -> pretrain once -> one embedding pass
     -> for every seed and label fraction (nested, stratified subsets of the train split):
          WMFM heads (fused, csi, image) and the E2E baseline (fused)
     -> report.json, report.md, PNG plots, model.pt (encoders + fused/csi heads on all labels)
@@ -10,8 +11,8 @@ Every figure is on the test split; val picks the early-stopping point; test pick
 
 from __future__ import annotations
 
-import dataclasses as dc
 import json
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -25,9 +26,9 @@ import wmfm
 from wmfm.config import ConfigError, check, from_dict, to_dict
 
 from . import checkpoint, report
-from .config import CSIEncoderConfig, ImageEncoderConfig, ModelConfig, PretrainConfig, SupervisedConfig
 from .data import label_subset, load_data
 from .heads import MODALITIES
+from .hparams import CSIEncoderConfig, ImageEncoderConfig, ModelConfig, PretrainConfig, SupervisedConfig
 from .loss import retrieval
 from .train import embed, pretrain, train_e2e, train_heads
 
@@ -120,43 +121,14 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def twin_config(cfg: ExperimentConfig):
-    from wmfm.sim.twin.config import TwinConfig
-    base = TwinConfig()
-    return dc.replace(base, scene_period_s=cfg.scene_period_s,
-                      traffic=dc.replace(base.traffic, ues_per_scene=cfg.ues_per_scene))
-
-
-def prepare_cache(cfg: ExperimentConfig, out: Path, scenario: Path | None, progress: bool) -> Path:
-    """The twin (unless a scenario is given) and its cache under OUT/data, reused when already built."""
-    from wmfm.sim.dataset import build
-    from wmfm.sim.twin.generate import generate
-
-    cache = out / "data" / "cache"
-    wanted = {"config": to_dict(twin_config(cfg)), "seed": cfg.twin_seed, "scenes": cfg.scenes}
-    if (cache / "meta.json").is_file():
-        meta = json.loads((cache / "meta.json").read_text())
-        gen = meta.get("generator") or {}
-        src = str(scenario.resolve()) if scenario else str((out / "data" / "twin").resolve())
-        same_twin = scenario is not None or (gen.get("config") == wanted["config"] and gen.get("seed") == cfg.twin_seed
-                                             and meta["source"]["scenes"] == cfg.scenes)
-        if meta["source"]["scenario"] == src and meta["image_size"] == list(cfg.image_size) and same_twin:
-            return cache
-    if scenario is None:
-        scenario = out / "data" / "twin"
-        generate(out / "data", "twin", cfg.scenes, cfg.twin_seed, twin_config(cfg), overwrite=True,
-                 progress=progress)
-    build(scenario, cache, image_size=cfg.image_size, overwrite=True, progress=progress)
-    return cache
-
-
-def run(cfg: ExperimentConfig, out: str | Path, scenario: str | Path | None = None, cache: str | Path | None = None,
-        device: str = "cpu", progress: bool = True, preset_name: str = "custom") -> dict:
-    out = Path(out)
+def run(cfg: ExperimentConfig, out: str | Path, cache: str | Path, device: str = "cpu", progress: bool = True,
+        preset_name: str = "custom", t_start: float | None = None) -> dict:
+    """The sweep on ``cache`` (a `wmfm dataset build` output); writes everything into ``out``.
+    ``t_start``: perf_counter time the whole job started (the report's wall time counts from it)."""
+    out, cache = Path(out), Path(cache)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
-    t_all = time.perf_counter()
-    cache = Path(cache) if cache else prepare_cache(cfg, out, Path(scenario) if scenario else None, progress)
+    t_all = time.perf_counter() if t_start is None else t_start
     data = load_data(cache, cfg.model.image_size)
     _check_shapes(data, cfg)
     data = data.to(device)
@@ -199,7 +171,7 @@ def run(cfg: ExperimentConfig, out: str | Path, scenario: str | Path | None = No
                     head_input=cfg.head_input)
     rep = {
         "format": "wmfm-report/1", "preset": preset_name, "created_by": f"wmfm {wmfm.__version__}",
-        "config": to_dict(cfg), "dataset": _dataset_summary(data), "device": device,
+        "config": to_dict(cfg), "dataset": _dataset_summary(data, out), "device": device,
         "environment": {"torch": torch.__version__, "threads": torch.get_num_threads(),
                         "cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
         "pretrain": pre, "embedding_pass_s": embed_s, "retrieval_test": retr,
@@ -250,8 +222,12 @@ def _keep(keep: dict, row: dict, res: dict) -> None:
                      "confusion": res["los_confusion"]}
 
 
-def _dataset_summary(data) -> dict:
-    out = {"samples": len(data), "source": data.meta.get("source", {}), "splits": {}}
+def _dataset_summary(data, out_dir: Path) -> dict:
+    """The dataset the sweep ran on; the scenario path relative to the report (no host's absolute path)."""
+    source = dict(data.meta.get("source", {}))
+    if source.get("scenario"):
+        source["scenario"] = os.path.relpath(source["scenario"], out_dir.resolve())
+    out = {"samples": len(data), "source": source, "splits": {}}
     for name in ("train", "val", "test"):
         idx = data.index(name)
         out["splits"][name] = {"samples": len(idx), "nlos_share": round(float(1 - data.los[idx].mean()), 4)}

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import ModelConfig
 from .encoders import build_encoders
+from .hparams import ModelConfig
 
 MODALITIES = ("fused", "csi", "image")
 

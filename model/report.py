@@ -145,7 +145,7 @@ def markdown(rep: dict, plots: dict) -> str:
              f"| LoS/NLoS balanced accuracy | {h['wmfm_los_ba']:.3f} | {h['e2e_los_ba']:.3f} | "
              f"{h['los_ba_gain_pct']:+.1f} % ({h['los_ba_gain_points']:+.1f} points) |",
              f"| mean localisation error [m] | {h['wmfm_loc_mean_error_m']:.2f} | {h['e2e_loc_mean_error_m']:.2f} | "
-             f"error {-h['loc_error_reduction_pct']:+.1f} % (reduction {h['loc_error_reduction_pct']:+.1f} %) |",
+             f"{_error_change(h['loc_error_reduction_pct'])} |",
              f"| training time [s] | {h['wmfm_train_time_s']:.1f} (heads) | {h['e2e_train_time_s']:.1f} | "
              f"{h['train_time_ratio']:.1f}x less ({h['train_time_ratio_with_embedding']:.1f}x with the "
              "embedding pass) |",
@@ -160,16 +160,18 @@ def markdown(rep: dict, plots: dict) -> str:
                      f"{r['loc_mean_error_m_mean']:.2f} ± {r['loc_mean_error_m_std']:.2f} | "
                      f"{r['loc_median_error_m_mean']:.2f} | {r['loc_p90_error_m_mean']:.2f} | "
                      f"{r['train_time_s_mean']:.1f} |")
-    lines += ["", "WMFM against E2E (fused) at the same label fraction (positive = WMFM better):", "",
-              "| labels | BA gain, fused | BA gain, csi-only | loc error reduction, fused | loc error reduction, "
-              "csi-only | training time ratio E2E / WMFM |", "|---|---|---|---|---|---|"]
+    lines += ["", "WMFM against E2E (fused) at the same label fraction: balanced accuracy, WMFM relative to E2E "
+              "(positive: WMFM better); localisation error, WMFM relative to E2E (positive: WMFM's error is higher, "
+              "worse):", "",
+              "| labels | BA, fused | BA, csi-only | loc error, fused | loc error, csi-only | "
+              "training time ratio E2E / WMFM |", "|---|---|---|---|---|---|"]
     csi = {g["label_fraction"]: g for g in s.get("per_fraction_csi_only", [])}
     for g in s["per_fraction"]:
         c = csi.get(g["label_fraction"])
         cba = f"{c['los_ba_gain_pct']:+.1f} %" if c else "n/a"
-        cer = f"{c['loc_error_reduction_pct']:+.1f} %" if c else "n/a"
+        cer = f"{-c['loc_error_reduction_pct']:+.1f} %" if c else "n/a"
         lines.append(f"| {g['label_fraction']:.0%} | {g['los_ba_gain_pct']:+.1f} % | {cba} | "
-                     f"{g['loc_error_reduction_pct']:+.1f} % | {cer} | {g['train_time_ratio']:.1f}x |")
+                     f"{-g['loc_error_reduction_pct']:+.1f} % | {cer} | {g['train_time_ratio']:.1f}x |")
     t = s["sweep_time_s"]
     r = rep["retrieval_test"]
     pre = rep["pretrain"]
@@ -194,6 +196,11 @@ def markdown(rep: dict, plots: dict) -> str:
               "curves: the first seed. Embedding projection: PCA of the test embeddings (unit-norm joint space).", ""]
     lines += [f"![{name}]({png})" for name, png in plots.items()]
     return "\n".join(lines) + "\n"
+
+
+def _error_change(reduction_pct: float) -> str:
+    """'WMFM's error 55.1 % higher' / '... lower' from the reduction (positive: WMFM lower)."""
+    return f"WMFM's error {abs(reduction_pct):.1f} % {'lower' if reduction_pct > 0 else 'higher'}"
 
 
 def _verdict(s: dict) -> str:

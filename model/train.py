@@ -23,17 +23,39 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .config import ModelConfig, PretrainConfig, SupervisedConfig
+from wmfm.scoring import evaluate
+
 from .data import Data, augment_csi, augment_image
 from .heads import E2E, Heads, features
+from .hparams import ModelConfig, PretrainConfig, SupervisedConfig
 from .loss import contrastive_loss, frames_of, gather
-from .metrics import evaluate
 from .wmfm import WMFM
 
 
 def seed_all(seed: int) -> None:
     """Every random draw of the trainings comes from torch (global seed or explicit generators)."""
     torch.manual_seed(seed)
+
+
+def set_threads(threads: int | None = None) -> int:
+    """torch's CPU threads: `threads`, else half the cores this process may run on (its CPU
+    affinity, which a container or `taskset` narrows), at least 1; one inter-op thread. Returns
+    the count (report.json records it).
+
+    torch's default, one thread per core, makes every small operation a barrier across all cores:
+    when another job takes one of them, each barrier waits for a descheduled thread. Measured on
+    the 2-core machine, `wmfm experiment --preset tiny` (docs/design-decisions.md): 2 threads 57 s
+    idle but 433 s beside a busy loop on one core (7.6x); 1 thread 71 s idle and 67 s beside it.
+    Pass `threads` (--threads) to use every core of a machine known to be idle."""
+    if not threads:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = max(1, cores // 2)
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:                 # already set, or parallel work already started: keep it
+        pass
+    return threads
 
 
 def rank_world() -> tuple[int, int]:

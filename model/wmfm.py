@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
 from .encoders import build_encoders
+from .hparams import ModelConfig
 
 
 class WMFM(nn.Module):

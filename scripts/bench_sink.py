@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import redis
-from wmfm.xapp.config import RedisConfig
+from wmfm.xapp.controls import RedisConfig
 from wmfm.xapp.metrics import Metrics
 from wmfm.xapp.records import Insight
 from wmfm.xapp.redis_server import EmbeddedRedis

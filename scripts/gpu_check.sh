@@ -4,7 +4,8 @@
 # installed, the TensorRT backend in FP32 and FP16; torch eager on the CPU is the baseline.
 # Writes one JSON (+ PNG): $OUT/gpu_check.json. On a host without an NVIDIA GPU: says so, exits 0.
 #
-#   scripts/gpu_check.sh [ARTIFACT]      # no ARTIFACT: trains the tiny model on the GPU and exports it
+#   scripts/gpu_check.sh [ARTIFACT]      # no ARTIFACT: the `cpu` preset's shapes with random weights
+#                                        # (`wmfm export --random-init`, the deployed size, seconds)
 #   PY=.venv/bin/python OUT=/tmp/gpu CALLS=1000 scripts/gpu_check.sh
 set -euo pipefail
 PY=${PY:-python3}
@@ -28,8 +29,7 @@ PY
 
 ARTIFACT=${1:-}
 if [ -z "$ARTIFACT" ]; then
-    "$PY" -m wmfm.cli experiment --preset tiny --out "$OUT/experiment" --device cuda --quiet
-    "$PY" -m wmfm.cli export --checkpoint "$OUT/experiment/model.pt" --out "$OUT/artifact" --fp16 --overwrite
+    "$PY" -m wmfm.cli export --random-init --preset cpu --out "$OUT/artifact" --fp16 --overwrite
     ARTIFACT=$OUT/artifact
 fi
 "$PY" -m wmfm.cli bench model --artifact "$ARTIFACT" --backends onnxruntime tensorrt torch \

@@ -1,51 +1,73 @@
-"""`wmfm twin ...` and `wmfm dataset ...` sub-commands."""
+"""`wmfm twin ...`, `wmfm dataset ...`, `wmfm replay` and `wmfm bench ...` sub-commands."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+from wmfm.args import (
+    float_range,
+    int_range,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    probability,
+    seed,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     twin = sub.add_parser("twin", help="street-scene digital twin in the DeepVerse6G format")
-    tsub = twin.add_subparsers(dest="action", required=True)
+    tsub = twin.add_subparsers(dest="action", required=True, metavar="ACTION")
     g = tsub.add_parser("generate", help="write a synthetic DeepVerse6G scenario")
     g.add_argument("--out", type=Path, required=True, help="dataset folder (the scenario goes in OUT/NAME)")
     g.add_argument("--name", default="wmfm_twin", help="scenario name (folder)")
-    g.add_argument("--scenes", type=int, default=1000)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--config", type=Path, help="twin.yaml overriding the defaults (see sim/twin/config.py)")
+    g.add_argument("--scenes", type=positive_int, default=1000, help="scenes (camera frames) to simulate")
+    g.add_argument("--seed", type=seed, default=0, help="seed of the world, the traffic and the noise")
+    g.add_argument("--config", type=Path, help="twin.yaml overriding the defaults (`wmfm twin config` prints them)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing scenario")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=_twin_generate)
     s = tsub.add_parser("show", help="top-down map of one scene beside its camera frame")
-    s.add_argument("--scenario", type=Path, required=True)
-    s.add_argument("--scene", type=int, default=0)
-    s.add_argument("--bs", type=int, default=1)
+    s.add_argument("--scenario", type=Path, required=True, help="scenario folder")
+    s.add_argument("--scene", type=int_range(0), default=0, help="scene index (0-based)")
+    s.add_argument("--bs", type=positive_int, default=1, help="BS id (1-based)")
     s.add_argument("--out", type=Path, required=True, help="PNG file")
     s.set_defaults(func=_twin_show)
     c = tsub.add_parser("config", help="print the default twin config (YAML) to start a --config from")
     c.set_defaults(func=_twin_config)
 
     ds = sub.add_parser("dataset", help="DeepVerse6G scenario -> training cache")
-    dsub = ds.add_subparsers(dest="action", required=True)
+    dsub = ds.add_subparsers(dest="action", required=True, metavar="ACTION")
     b = dsub.add_parser("build", help="read a scenario through deepverse into a cache of .npy files")
     b.add_argument("--scenario", type=Path, required=True, help="scenario folder (real or twin)")
     b.add_argument("--out", type=Path, required=True, help="cache folder")
-    b.add_argument("--bs", type=int, default=1, help="BS id (1-based); one BS per cache")
+    b.add_argument("--bs", type=positive_int, default=1, help="BS id (1-based); one BS per cache")
     b.add_argument("--camera", default=None, help="camera sensor id or index (default: the first)")
-    b.add_argument("--image-size", type=int, nargs=2, default=(128, 128), metavar=("H", "W"))
+    b.add_argument("--image-size", type=int_range(8, 4096), nargs=2, default=(128, 128), metavar=("H", "W"),
+                   help="image size stored in the cache")
     b.add_argument("--config", type=Path, help="deepverse loader config (default: SCENARIO/param/config.yaml)")
-    b.add_argument("--scene-period", type=float, help="seconds between scenes (default: from the twin, else 0.1)")
-    b.add_argument("--guard", type=float, default=3.0, help="seconds left out around split boundaries")
-    b.add_argument("--seed", type=int, default=0, help="seed of the block-to-split assignment")
-    b.add_argument("--overwrite", action="store_true")
+    b.add_argument("--scene-period", type=positive_float,
+                   help="seconds between scenes (default: from the twin, else 0.1)")
+    b.add_argument("--guard", type=non_negative_float, default=3.0, help="seconds left out around split boundaries")
+    b.add_argument("--seed", type=seed, default=0, help="seed of the block-to-split assignment")
+    b.add_argument("--allow-one-class", action="store_true",
+                   help="write the cache even when a split lacks LoS or NLoS samples (no training possible)")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing cache")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_dataset_build)
     st = dsub.add_parser("stats", help="summary and PNG of a cache")
-    st.add_argument("cache", type=Path)
+    st.add_argument("cache", type=Path, help="cache folder")
     st.add_argument("--out", type=Path, help="PNG (default: CACHE/stats.png)")
     st.set_defaults(func=_dataset_stats)
 
+    _register_replay(sub)
+    _register_bench(sub)
+
+
+def _register_replay(sub) -> None:
     r = sub.add_parser("replay", help="play a DeepVerse6G scenario into a running xApp (RAN + cameras) and "
                                       "score its insights live")
     r.add_argument("--scenario", type=Path, required=True, help="scenario folder (twin or real DeepVerse6G)")
@@ -53,32 +75,41 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the xApp's indication endpoint; several instances: a comma-separated list (see --route)")
     r.add_argument("--frames", default="tcp://127.0.0.1:5561",
                    help="the xApp's frame endpoint; several instances: a comma-separated list (each gets every frame)")
-    r.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="the Redis the xApp writes to")
-    r.add_argument("--namespace", default="wmfm", help="the xApp's SDL namespace (redis.namespace)")
     r.add_argument("--metrics", help="the xApp's metrics URL (http://host:8080/ric/v1/metrics; several: "
-                                     "comma-separated): adds what it counted and its stage latency breakdown")
+                                     "comma-separated): adds what it counted and its stage latency breakdown, and "
+                                     "tells the replay where the xApp writes (its /ric/v1/config)")
+    r.add_argument("--redis", help="the Redis the xApp writes to (default: the one its --metrics config names, "
+                                   "else redis://127.0.0.1:6379/0)")
+    r.add_argument("--namespace", help="the xApp's SDL namespace (default: from its config, else wmfm)")
     r.add_argument("--split", default="test", choices=("all", "train", "val", "test"),
                    help="scenes of this split (time blocks as `wmfm dataset build` cuts them)")
     r.add_argument("--cache", type=Path, help="the model's training cache: take its split (else the defaults)")
-    r.add_argument("--bs", type=int, default=1, help="BS id (1-based)")
+    r.add_argument("--bs", type=positive_int, default=1, help="BS id (1-based)")
     r.add_argument("--camera", default=None, help="camera sensor id or index (default: the first)")
     r.add_argument("--loader-config", type=Path, help="deepverse loader config (default: SCENARIO/param/config.yaml)")
-    r.add_argument("--scene-period", type=float, help="seconds between scenes (default: from the twin, else 0.1)")
+    r.add_argument("--scene-period", type=positive_float,
+                   help="seconds between scenes (default: from the twin, else 0.1)")
     pace = r.add_mutually_exclusive_group()
-    pace.add_argument("--speed", type=float, default=1.0, help="real time x SPEED (default 1)")
+    pace.add_argument("--speed", type=positive_float, default=1.0, help="real time x SPEED")
     pace.add_argument("--max-rate", action="store_true", help="as fast as the xApp takes them")
     r.add_argument("--loop", action="store_true", help="repeat the scenes (soak; needs --duration or --count)")
-    r.add_argument("--duration", type=float, help="stop sending after this many seconds")
-    r.add_argument("--count", type=int, help="stop after this many UE indications")
-    r.add_argument("--snr-db", type=float, help="CSI estimation noise at this SNR [dB] (default: none)")
-    r.add_argument("--jitter-ms", type=float, default=0.0, help="network delay per message, uniform in [0, J] ms")
-    r.add_argument("--drop", type=float, default=0.0, help="probability an indication is lost")
-    r.add_argument("--reorder", type=float, default=0.0, help="probability an indication is overtaken by the next")
-    r.add_argument("--camera-lag-ms", type=float, default=0.0, help="frames sent this long after capture")
+    r.add_argument("--duration", type=positive_float, help="stop sending after this many seconds")
+    r.add_argument("--count", type=positive_int, help="stop after this many UE reports")
+    r.add_argument("--bundle", action="store_true", help="one indication per scene and cell with all its UEs "
+                                                         "(default: one per UE)")
+    r.add_argument("--snr-db", type=float_range(-50, 100), help="CSI estimation noise at this SNR [dB] "
+                                                                "(default: none)")
+    r.add_argument("--jitter-ms", type=non_negative_float, default=0.0,
+                   help="network delay per message, uniform in [0, J] ms")
+    r.add_argument("--drop", type=probability, default=0.0, help="probability an indication is lost")
+    r.add_argument("--reorder", type=probability, default=0.0, help="probability an indication is overtaken by "
+                                                                    "the next")
+    r.add_argument("--camera-lag-ms", type=non_negative_float, default=0.0, help="frames sent this long after capture")
     r.add_argument("--outage", action="append", default=[], metavar="START:END",
                    help="camera outage window, seconds of replay time (repeatable)")
-    r.add_argument("--clock-offset-ms", type=float, default=0.0, help="camera clock minus RAN clock")
-    r.add_argument("--seed", type=int, default=0, help="seed of the noise, drops, reordering and jitter")
+    r.add_argument("--clock-offset-ms", type=float_range(-3_600_000, 3_600_000), default=0.0,
+                   help="camera clock minus RAN clock")
+    r.add_argument("--seed", type=seed, default=0, help="seed of the noise, drops, reordering and jitter")
     r.add_argument("--cell", default="00101:1",
                    help="<plmn>:<nr_cell_id> the indications come from; several: comma-separated (UE id mod n picks "
                         "one; one E2 subscription per cell)")
@@ -87,21 +118,72 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--bind", action="store_true",
                    help="bind the endpoints (a PUSH for indications, a PUB for frames) and let the xApps connect "
                         "(indications.mode=connect; frames.mode=connect, frames.pattern=sub)")
-    r.add_argument("--peers", type=int, default=1, help="with --bind: wait for this many xApps before sending")
-    r.add_argument("--settle", type=float, default=3.0, help="seconds to wait for the last insights")
+    r.add_argument("--peers", type=positive_int, default=1, help="with --bind: wait for this many xApps")
+    r.add_argument("--connect-timeout", type=positive_float, default=10.0,
+                   help="seconds the xApp(s) have to answer (connecting) or connect (--bind)")
+    r.add_argument("--settle", type=non_negative_float, default=3.0, help="seconds to wait for the last insights")
     r.add_argument("--out", type=Path, help="folder for replay.json, insights.csv and the PNGs")
     r.add_argument("--quiet", action="store_true", help="no progress line")
     r.set_defaults(func=_replay)
 
 
+def _register_bench(sub) -> None:
+    from wmfm.xapp.inference import BACKENDS
+    bench = sub.add_parser("bench", help="benchmarks, each against its baseline in the same run")
+    bsub = bench.add_subparsers(dest="what", required=True, metavar="WHAT")
+    t = bsub.add_parser("twin", help="twin scenes per second on one core, stage breakdown, cache build time")
+    t.add_argument("--scenes", type=positive_int, default=2000, help="scenes to generate")
+    t.add_argument("--seed", type=seed, default=0, help="twin seed")
+    t.add_argument("--cache", action="store_true", help="also time `wmfm dataset build` on the scenario")
+    t.add_argument("--out", type=Path, help="JSON report")
+    t.set_defaults(func=_bench_twin)
+
+    m = bsub.add_parser("model", help="batch-1 latency and batch-8/32 throughput of each backend vs torch eager")
+    m.add_argument("--artifact", type=Path, required=True, help="`wmfm export` output folder")
+    m.add_argument("--out", type=Path, help="JSON report (a PNG chart is written next to it)")
+    m.add_argument("--backends", nargs="+", choices=sorted(BACKENDS),
+                   help="backends to time besides torch eager (default: onnxruntime and tensorrt where available; "
+                        "`torch` adds torch eager on CUDA)")
+    m.add_argument("--calls", type=int_range(1, 10_000_000), default=1000,
+                   help="timed batch-1 calls per backend and component")
+    m.add_argument("--rounds", type=int_range(1, 1000), default=3, help="interleaved rounds the calls are split into")
+    m.add_argument("--threads", type=positive_int, help="CPU threads for onnxruntime and torch (default: their own)")
+    m.add_argument("--quiet", action="store_true", help="no progress bar")
+    m.set_defaults(func=_bench_model)
+
+    b = bsub.add_parser("xapp", help="the xApp under load (ZeroMQ in, Redis out) vs a naive baseline")
+    b.add_argument("--artifact", type=Path, required=True, help="`wmfm export` output folder")
+    b.add_argument("--rate", type=float_range(0, 1_000_000, lo_open=True), default=100.0,
+                   help="UE reports per second in total")
+    b.add_argument("--max-rate", action="store_true",
+                   help="play the --rate load (its mix of frames and reports) as fast as the xApp takes it")
+    b.add_argument("--duration", type=float_range(0, 600, lo_open=True), default=10.0,
+                   help="seconds of load per variant")
+    b.add_argument("--ues-per-frame", type=int_range(1, 1024), default=8, help="UEs per camera (per indication)")
+    b.add_argument("--cameras", type=int_range(1, 64), default=2, help="cameras, one cell each")
+    b.add_argument("--fps", type=float_range(0, 240, lo_open=True), default=10.0,
+                   help="frames per second per camera")
+    b.add_argument("--count", type=positive_int, help="stop after this many UE reports")
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="xApp control override")
+    b.add_argument("--no-baseline", action="store_true", help="skip the naive baseline run")
+    b.add_argument("--indications", help="a running xApp's indication endpoint (then also --frames, --redis; "
+                                          "its cameras must be cam0.. on cells 00101:1..)")
+    b.add_argument("--frames", help="a running xApp's frame endpoint")
+    b.add_argument("--redis", help="the Redis that xApp writes to")
+    b.add_argument("--out", type=Path, help="JSON report (a latency PNG is written next to it)")
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.set_defaults(func=_bench_xapp)
+
+
 def _twin_generate(args) -> int:
     from wmfm.config import load_file
 
-    from .twin.config import TwinConfig
     from .twin.generate import generate
+    from .twin.params import TwinConfig
 
     cfg = load_file(TwinConfig, args.config, "twin") if args.config else TwinConfig()
-    s = generate(args.out, args.name, args.scenes, args.seed, cfg, overwrite=args.overwrite)
+    s = generate(args.out, args.name, args.scenes, args.seed, cfg, overwrite=args.overwrite,
+                 progress=not args.quiet)
     print(f"scenario      {s['path']}")
     print(f"scenes        {s['scenes']}  UEs {s['ues']}  vehicles on the road (mean) {s['mean_vehicles_on_road']}")
     print(f"class balance LoS {s['los']} ({1 - s['nlos_share']:.1%})  NLoS {s['nlos']} ({s['nlos_share']:.1%})")
@@ -122,7 +204,7 @@ def _twin_config(args) -> int:
 
     from wmfm.config import to_dict
 
-    from .twin.config import TwinConfig
+    from .twin.params import TwinConfig
 
     print(yaml.safe_dump(to_dict(TwinConfig()), sort_keys=False, default_flow_style=None), end="")
     return 0
@@ -131,15 +213,17 @@ def _twin_config(args) -> int:
 def _dataset_build(args) -> int:
     from .dataset import build
 
-    camera = args.camera
-    meta = build(args.scenario, args.out, bs=args.bs, camera=camera, image_size=tuple(args.image_size),
+    meta = build(args.scenario, args.out, bs=args.bs, camera=args.camera, image_size=tuple(args.image_size),
                  config=args.config, scene_period_s=args.scene_period, guard_s=args.guard,
-                 overwrite=args.overwrite, seed=args.seed)
+                 overwrite=args.overwrite, seed=args.seed, progress=not args.quiet,
+                 allow_one_class=args.allow_one_class)
     print(f"cache   {args.out}  ({meta['samples']} samples, {meta['dropped_no_path']} UEs without paths dropped, "
           f"{meta['build_seconds']} s)")
     print(f"csi     {meta['arrays']['csi']['shape']} float32   images {meta['arrays']['images']['shape']} uint8")
     print(f"classes {json.dumps(meta['counts'])}")
     print(f"split   {json.dumps(meta['split']['samples'])}")
+    for line in meta.get("warnings", []):
+        print(f"{args.prog}: warning: {line}", file=sys.stderr)
     return 0
 
 
@@ -165,24 +249,48 @@ def _outages(specs: list[str]) -> tuple[tuple[float, float], ...]:
 
 
 def _replay(args) -> int:
-    from . import replay
+    from . import recording, replay, report
+    from .player import ReplayConfig
 
-    cfg = replay.ReplayConfig(speed=args.speed, max_rate=args.max_rate, loop=args.loop, duration_s=args.duration,
-                              count=args.count, snr_db=args.snr_db, jitter_ms=args.jitter_ms, drop=args.drop,
-                              reorder=args.reorder, camera_lag_ms=args.camera_lag_ms, outages=_outages(args.outage),
-                              clock_offset_ms=args.clock_offset_ms, seed=args.seed,
-                              cells=tuple(c.strip() for c in args.cell.split(",")), route=args.route,
-                              bind=args.bind, peers=args.peers,
-                              settle_s=args.settle)
+    cfg = ReplayConfig(speed=args.speed, max_rate=args.max_rate, loop=args.loop, duration_s=args.duration,
+                       count=args.count, bundle=args.bundle, snr_db=args.snr_db, jitter_ms=args.jitter_ms,
+                       drop=args.drop, reorder=args.reorder, camera_lag_ms=args.camera_lag_ms,
+                       outages=_outages(args.outage), clock_offset_ms=args.clock_offset_ms, seed=args.seed,
+                       cells=tuple(c.strip() for c in args.cell.split(",")), route=args.route, bind=args.bind,
+                       peers=args.peers, connect_timeout_s=args.connect_timeout, settle_s=args.settle)
     cfg.validate()
-    rec = replay.load(args.scenario, args.split, args.cache, args.bs, args.camera, args.loader_config,
-                      args.scene_period, max_reports=None if args.loop else args.count, progress=not args.quiet)
+    redis_url, namespace = (args.redis, None) if args.redis else replay.find_redis(args.metrics)
+    namespace = args.namespace or namespace or "wmfm"
+    rec = recording.load(args.scenario, args.split, args.cache, args.bs, args.camera, args.loader_config,
+                         args.scene_period, max_reports=None if args.loop else args.count, progress=not args.quiet)
     print(f"replay  {rec.n_reports} UE reports in {len(rec.scenes)} scenes of {args.scenario} ({rec.split}), "
-          f"camera {rec.camera_id}, {'max rate' if cfg.max_rate else f'{cfg.speed:g}x real time'}")
-    summary = replay.replay(rec, args.indications, args.frames, args.redis, cfg, metrics_url=args.metrics,
-                            namespace=args.namespace, out=args.out, progress=not args.quiet)
-    print(replay.report(summary))
+          f"camera {', '.join(rec.cameras)}, {'max rate' if cfg.max_rate else f'{cfg.speed:g}x real time'}; "
+          f"insights read from {redis_url} (namespace {namespace})")
+    summary = replay.replay(rec, args.indications, args.frames, redis_url, cfg, metrics_url=args.metrics,
+                            namespace=namespace, out=args.out, progress=not args.quiet)
+    print(report.text(summary))
     if args.out:
         print(f"wrote   {args.out / 'replay.json'}, {args.out / 'insights.csv'} and "
               f"{', '.join(Path(p).name for p in summary.get('plots', []))}")
-    return 1 if summary["stalled"] else 0
+    if summary["interrupted"]:
+        raise KeyboardInterrupt
+    why = replay.failure(summary, redis_url)
+    if why is not None:
+        print(f"{args.prog}: error: {why}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _bench_twin(args) -> int:
+    from .bench.twin import main
+    return main(args)
+
+
+def _bench_model(args) -> int:
+    from .bench.model import main
+    return main(args)
+
+
+def _bench_xapp(args) -> int:
+    from .bench.xapp import main
+    return main(args)

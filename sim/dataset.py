@@ -35,10 +35,9 @@ from PIL import Image
 from tqdm import tqdm
 
 import wmfm
+from wmfm.cache import FORMAT, SPLITS
 
 from .scenario import ScenarioError, ScenarioInfo, inspect
-
-SPLITS = ("train", "val", "test")
 
 # Loader parameters used when the scenario carries none (param/config.yaml); the same
 # antenna/OFDM layout as the twin's defaults.
@@ -143,8 +142,11 @@ def load_image(path: str, size: tuple[int, int]) -> np.ndarray:
 def build(scenario: str | Path, out: str | Path, bs: int = 1, camera: str | int | None = None,
           image_size: tuple[int, int] = (128, 128), config: str | Path | None = None,
           scene_period_s: float | None = None, guard_s: float = 3.0, chunk: int = 2500,
-          overwrite: bool = False, progress: bool = True, seed: int = 0) -> dict:
-    """Build the cache ``out`` from ``scenario``; returns meta (also written as meta.json)."""
+          overwrite: bool = False, progress: bool = True, seed: int = 0, allow_one_class: bool = False) -> dict:
+    """Build the cache ``out`` from ``scenario``; returns meta (also written as meta.json).
+
+    A split without LoS or without NLoS samples cannot train or evaluate a LoS classifier: the
+    build stops with a hint, unless ``allow_one_class`` (then meta["warnings"] says so)."""
     t0 = time.perf_counter()
     scenario, out = Path(scenario), Path(out)
     if out.exists() and not overwrite:
@@ -172,8 +174,12 @@ def build(scenario: str | Path, out: str | Path, bs: int = 1, camera: str | int 
         sample_split = split["label"][scene_arr]
         np.save(tmp / "split.npy", sample_split)
         los = np.load(tmp / "los.npy")
+        warnings = _one_class_splits(los, sample_split)
+        if warnings and not allow_one_class:
+            raise ScenarioError(f"{scenario}: {warnings[0]}: generate more scenes (or try another --seed for the "
+                                "split); --allow-one-class writes the cache anyway")
         meta.update({
-            "format": "wmfm-cache/1",
+            "format": FORMAT,
             "created_by": f"wmfm {wmfm.__version__}",
             "source": {"scenario": str(scenario.resolve()), "bs": bs, "camera": info.camera_id,
                        "carrier_hz": info.carrier_hz, "num_bs": info.n_bs, "scenes": len(info.scenes)},
@@ -189,6 +195,8 @@ def build(scenario: str | Path, out: str | Path, bs: int = 1, camera: str | int 
                       "samples": {name: int((sample_split == k).sum()) for k, name in enumerate(SPLITS)}
                       | {"guard": int((sample_split < 0).sum())}},
         })
+        if warnings:
+            meta["warnings"] = warnings
         meta["build_seconds"] = round(time.perf_counter() - t0, 2)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         if out.exists():
@@ -202,6 +210,18 @@ def build(scenario: str | Path, out: str | Path, bs: int = 1, camera: str | int 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return meta
+
+
+def _one_class_splits(los: np.ndarray, split: np.ndarray) -> list[str]:
+    """'the val split has no NLoS sample', ... for each split missing a class (empty list: none)."""
+    out = []
+    for k, name in enumerate(SPLITS):
+        got = set(los[split == k].tolist())
+        missing = [c for v, c in ((1, "LoS"), (0, "NLoS")) if v not in got]
+        if missing:
+            out.append(f"the {name} split has no {' and no '.join(missing)} sample "
+                       f"({int((split == k).sum())} samples)")
+    return out
 
 
 @dataclass
@@ -305,16 +325,3 @@ def _fill(info: ScenarioInfo, index, tmp: Path, n: int, image_size, config, peri
                    if k not in ("scenes", "dataset_folder")},
         "image_size": [h, w],
     }
-
-
-def load(cache: str | Path, mmap: bool = True) -> dict:
-    """Open a cache: {name: array (memory-mapped for csi/images)} plus 'meta'."""
-    cache = Path(cache)
-    meta_file = cache / "meta.json"
-    if not meta_file.is_file():
-        raise FileNotFoundError(f"{meta_file}: not a wmfm cache (meta.json missing)")
-    meta = json.loads(meta_file.read_text())
-    out = {"meta": meta}
-    for name in meta["arrays"]:
-        out[name] = np.load(cache / f"{name}.npy", mmap_mode="r" if mmap and name in ("csi", "images") else None)
-    return out

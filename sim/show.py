@@ -100,8 +100,8 @@ def draw_map(ax, twin: dict | None):
     scenario was written by our twin (param/twin.json); returns (TwinConfig or None, BS xyz or None)."""
     if not twin:
         return None, None
-    from .twin.config import TwinConfig
     from .twin.generate import rngs
+    from .twin.params import TwinConfig
     from .twin.world import World
 
     cfg = from_dict(TwinConfig, twin["config"], "twin")
@@ -128,7 +128,7 @@ def map_limits(ax, cfg) -> None:
 def dataset_stats(cache: str | Path, out: str | Path | None = None) -> tuple[dict, Path]:
     """Summary of a cache and a PNG: class balance per split, UE positions coloured by LoS,
     path counts and received powers."""
-    from .dataset import SPLITS, load
+    from wmfm.cache import SPLITS, load
 
     cache = Path(cache)
     d = load(cache)

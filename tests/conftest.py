@@ -1,10 +1,22 @@
+"""Session fixtures shared by the packages' tests.
+
+    twin_scenario   a small twin (150 scenes, 2 UEs per scene), generated once
+    twin_cache      its 64x64 cache (the `cpu` preset's input size)
+    artifact        `wmfm export --random-init --preset cpu --fp16`: the deployed model size with
+                    random weights, exported in seconds; what the service's tests run on
+    tiny            `wmfm experiment --preset tiny` (a trained model, ~1 min): only for the tests
+                    that compare scores (marked slow)
+    tiny_artifact   the tiny model exported (slow tests only)
+    run_xapp        an in-process xApp (its loop on a thread) on loopback endpoints
+"""
+
 import dataclasses as dc
 import json
 import threading
 
 import pytest
-from wmfm.sim.twin.config import TwinConfig
 from wmfm.sim.twin.generate import generate
+from wmfm.sim.twin.params import TwinConfig
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +31,24 @@ def twin_scenario(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def twin_cache(twin_scenario, tmp_path_factory):
+    """The session twin as a 64x64 cache (0.5 s guards: 150 scenes are short)."""
+    from wmfm.sim.dataset import build
+    out = tmp_path_factory.mktemp("cache") / "cache"
+    build(twin_scenario[0], out, image_size=(64, 64), progress=False, guard_s=0.5)
+    return out
+
+
+@pytest.fixture(scope="session")
+def artifact(tmp_path_factory):
+    """The `cpu` preset's shapes with random weights, exported with FP16 encoders, once per session."""
+    from wmfm.cli import main
+    out = tmp_path_factory.mktemp("artifact") / "cpu-random"
+    assert main(["export", "--random-init", "--preset", "cpu", "--fp16", "--samples", "64", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
     """`wmfm experiment --preset tiny` once per session: (output folder, report dict)."""
     from wmfm.cli import main
@@ -28,22 +58,23 @@ def tiny(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def artifact(tiny, tmp_path_factory):
-    """The tiny model exported with `wmfm export --fp16` (ONNX + manifest), once per session."""
+def tiny_artifact(tiny, tmp_path_factory):
+    """The tiny model exported with `wmfm export` (ONNX + manifest), once per session."""
     from wmfm.cli import main
-    out = tmp_path_factory.mktemp("artifact") / "wmfm"
-    assert main(["export", "--checkpoint", str(tiny[0] / "model.pt"), "--out", str(out), "--fp16"]) == 0
+    out = tmp_path_factory.mktemp("artifact") / "tiny"
+    assert main(["export", "--checkpoint", str(tiny[0] / "model.pt"), "--out", str(out)]) == 0
     return out
 
 
 @pytest.fixture
 def run_xapp(artifact):
-    """run_xapp(*overrides, redis=URL) -> a started XApp whose loop runs in a thread; stopped after the test."""
+    """run_xapp(*overrides, redis=URL, artifact=PATH) -> a started XApp whose loop runs in a thread
+    (default artifact: the random-weight `cpu` one); stopped after the test."""
     apps = []
 
-    def start(*overrides, redis=None):
+    def start(*overrides, redis=None, artifact=artifact):
         from wmfm.xapp.app import XApp
-        from wmfm.xapp.config import load as load_config
+        from wmfm.xapp.controls import load as load_config
         cfg = load_config(None, [f"artifact={artifact}", "indications.endpoint=tcp://127.0.0.1:*",
                                  "frames.endpoint=tcp://127.0.0.1:*", "http.port=0", "http.host=127.0.0.1",
                                  *overrides], env={})

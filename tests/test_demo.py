@@ -3,14 +3,18 @@ redis-server, the replay of the test trajectories, the scores, and a clean shutd
 
 import json
 
+import pytest
+
 from wmfm.cli import main
 
 
-def test_demo_reuses_the_artifact_replays_the_test_split_and_shuts_down_cleanly(tiny, artifact, tmp_path, capsys):
+@pytest.mark.slow
+def test_demo_reuses_the_artifact_replays_the_test_split_and_shuts_down_cleanly(tiny, tiny_artifact, tmp_path,
+                                                                               capsys):
     out = tmp_path / "demo"
     out.mkdir()
     (out / "data").symlink_to(tiny[0] / "data")
-    (out / "artifact").symlink_to(artifact)
+    (out / "artifact").symlink_to(tiny_artifact)
     assert main(["demo", "--out", str(out), "--speed", "10", "--quiet"]) == 0
     text = capsys.readouterr().out
     assert "(reused; delete it to retrain)" in text and "xApp exited 0" in text

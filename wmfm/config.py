@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -67,6 +68,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected float, got {type(value).__name__} ({value!r})")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -134,3 +137,43 @@ def check(cond: bool, where: str, msg: str) -> None:
     """Raise ConfigError(``where: msg``) unless ``cond`` holds; used by ``validate`` methods."""
     if not cond:
         raise ConfigError(f"{where}: {msg}")
+
+
+def check_range(value, lo, hi, where: str) -> None:
+    """lo <= value <= hi (finite), else ConfigError naming ``where``."""
+    check(isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi, where,
+          f"must be in [{lo:g}, {hi:g}], got {value!r}")
+
+
+def check_cell(cell: str, where: str) -> None:
+    """A cell as the messages name it: "<plmn>:<nr_cell_id>" (PLMN of 5-6 digits), e.g. 00101:1."""
+    plmn, _, nr = cell.partition(":")
+    check(plmn.isdigit() and len(plmn) in (5, 6) and nr.isdigit() and int(nr) < 1 << 36, where,
+          f"expected <plmn>:<nr_cell_id> like 00101:1, got {cell!r}")
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """{field: the comment written after it in the class source} of a config dataclass, comment
+    lines that continue it (aligned under it) included: the one description of each field, read
+    by the generated reference (docs/reference/) and the descriptor's controls schema."""
+    import inspect
+    import re
+    try:
+        lines = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError):
+        return {}
+    out: dict[str, str] = {}
+    last, col = None, None
+    for line in lines:
+        m = re.match(r"^\s+(\w+)\s*:\s*[^#]*?(#\s?(.*))?$", line)
+        cont = re.match(r"^(\s+)#\s?(.*)$", line)
+        if cont and last is not None and col is not None and len(cont.group(1)) >= col - 2:
+            out[last] = f"{out[last]} {cont.group(2).strip()}".strip()
+            continue
+        if m and not line.lstrip().startswith(("def ", "return", "#", "@")) and "(" not in line.split(":")[0]:
+            last = m.group(1)
+            out[last] = (m.group(3) or "").strip()
+            col = line.index("#") if "#" in line else None
+        elif line.strip():
+            last, col = None, None
+    return {k: v for k, v in out.items() if k in {f.name for f in dataclasses.fields(cls)}}

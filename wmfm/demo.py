@@ -27,11 +27,14 @@ def _artifact(out: Path, progress: bool, log=print):
             return loaded
         except ArtifactError as exc:
             log(f"artifact  {art} does not load ({exc}): rebuilding it")
-    from wmfm.model.experiment import load_config, run
+    from wmfm import pipeline
+    from wmfm.model.experiment import load_config
     from wmfm.model.export import export
+    from wmfm.model.train import set_threads
     t0 = time.monotonic()
-    log("train     the `tiny` preset: twin -> cache -> WMFM pretraining -> heads + E2E sweep (~2 min on 2 cores)")
-    rep = run(load_config("tiny", None), out, progress=progress, preset_name="tiny")
+    log("train     the `tiny` preset: twin -> cache -> WMFM pretraining -> heads + E2E sweep (~1.5 min on 2 cores)")
+    set_threads()
+    rep = pipeline.run(load_config("tiny", None), out, progress=progress, preset_name="tiny")
     h = rep["summary"]["headline"]
     log(f"report    {out / 'report.md'}: LoS BA WMFM {h['wmfm_los_ba']:.3f} vs E2E {h['e2e_los_ba']:.3f}, "
         f"loc error {h['wmfm_loc_mean_error_m']:.2f} m vs {h['e2e_loc_mean_error_m']:.2f} m")
@@ -45,20 +48,20 @@ def xapp_overrides(rec) -> list[str]:
     up to 20 ms (instead of the default 1 ms) while the xApp decodes its frame. The replay sends a
     scene's frame and its CSI at the same instant, so pairing then does not depend on how busy this
     2-core machine is (the twin's frames are 0.5 s apart: missing one means csi_only)."""
-    w, h = rec.scenes[0].size
-    return [f"cameras={json.dumps({rec.camera_id: {'cells': [], 'width': w, 'height': h}})}", "sync.deadline_ms=20"]
+    return [f"cameras={json.dumps(rec.cameras_control())}", "sync.deadline_ms=20"]
 
 
 def run(out: str | Path = ".cache/demo", speed: float = 1.0, progress: bool = True, log=print) -> dict:
-    from wmfm.sim import replay
+    from wmfm.sim import recording, replay, report
+    from wmfm.sim.player import ReplayConfig
+    from wmfm.sim.spawn import XAppProcess
     from wmfm.xapp.redis_server import EmbeddedRedis
-    from wmfm.xapp.spawn import XAppProcess
 
     out = Path(out)
     t_all = time.monotonic()
     art = _artifact(out, progress, log)
     scenario, cache = out / "data" / "twin", out / "data" / "cache"
-    rec = replay.load(scenario, "test", cache, progress=progress)
+    rec = recording.load(scenario, "test", cache, progress=progress)
     overrides = xapp_overrides(rec)
     with tempfile.TemporaryDirectory(prefix="wmfm-demo-") as tmp, EmbeddedRedis(Path(tmp) / "redis") as srv:
         with XAppProcess(art.root, srv.url, overrides, out / "xapp.log") as xapp:
@@ -68,10 +71,10 @@ def run(out: str | Path = ".cache/demo", speed: float = 1.0, progress: bool = Tr
             log(f"replay    {rec.n_reports} UE reports in {len(rec.scenes)} test scenes at {speed:g}x real time "
                 f"(~{len(rec.scenes) * rec.period_s / speed:.0f} s)")
             summary = replay.replay(rec, xapp.endpoints["indications"], xapp.endpoints["frames"], srv.url,
-                                    replay.ReplayConfig(speed=speed), metrics_url=xapp.metrics_url,
+                                    ReplayConfig(speed=speed), metrics_url=xapp.metrics_url,
                                     out=out / "replay", progress=progress)
             code = xapp.stop()
-    log(replay.report(summary))
+    log(report.text(summary))
     log(f"pictures  {', '.join(summary.get('plots', []))}")
     log(f"summary   {out / 'replay' / 'replay.json'}; xApp exited {code}; demo took "
         f"{time.monotonic() - t_all:.0f} s")

@@ -53,8 +53,9 @@ def _variant(art, rec, name: str, n: int, route: str, bind: bool, duration_s: fl
              log) -> dict:
     from wmfm.demo import xapp_overrides
     from wmfm.sim import replay
+    from wmfm.sim.player import ReplayConfig
+    from wmfm.sim.spawn import XAppProcess, free_port
     from wmfm.xapp.redis_server import EmbeddedRedis
-    from wmfm.xapp.spawn import XAppProcess, free_port
 
     base = xapp_overrides(rec)                           # as `wmfm demo` runs its xApp
     cells = CELLS if route == "cell" else CELLS[:1]
@@ -65,7 +66,7 @@ def _variant(art, rec, name: str, n: int, route: str, bind: bool, duration_s: fl
         ind_ep, frame_ep = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
         base += [f"indications.endpoint={ind_ep}", "indications.mode=connect", f"frames.endpoint={frame_ep}",
                  "frames.mode=connect", "frames.pattern=sub"]
-    cfg = replay.ReplayConfig(max_rate=True, loop=True, duration_s=duration_s, cells=cells, route=route, bind=bind,
+    cfg = ReplayConfig(max_rate=True, loop=True, duration_s=duration_s, cells=cells, route=route, bind=bind,
                               peers=n)
     with tempfile.TemporaryDirectory(prefix="wmfm-scale-") as tmp, EmbeddedRedis(Path(tmp) / "redis") as srv, \
             contextlib.ExitStack() as stack:
@@ -87,7 +88,7 @@ def _variant(art, rec, name: str, n: int, route: str, bind: bool, duration_s: fl
     lat = s["scores"].get("latency_ms", {})
     insts = s.get("instances", [{"metrics": procs[0].metrics_url} | s["xapp"]])
     return {"variant": name, "instances": n, "route": route, "bind": bind, "cells": list(cells),
-            "sent": s["sent"]["indications"], "received": s["received"], "lost": s["lost"],
+            "sent": s["sent"]["reports"], "received": s["received"], "lost": s["lost"],
             "unexpected": s["unexpected"], "exactly_once": s["lost"] == 0 and s["unexpected"] == 0,
             "throughput_per_s": s["throughput_per_s"], "latency_p50_ms": lat.get("p50"),
             "latency_p99_ms": lat.get("p99"), "csi_only_share": s["csi_only_share"],
@@ -103,11 +104,11 @@ def _variant(art, rec, name: str, n: int, route: str, bind: bool, duration_s: fl
 def run(out: str | Path = ".cache/scale", demo: str | Path = ".cache/demo", duration_s: float = 20.0,
         progress: bool = True, log=print) -> dict:
     from wmfm.demo import _artifact
-    from wmfm.sim import replay
+    from wmfm.sim import recording
     out, demo = Path(out), Path(demo)
     out.mkdir(parents=True, exist_ok=True)
     art = _artifact(demo, progress, log)
-    rec = replay.load(demo / "data" / "twin", "test", demo / "data" / "cache", progress=progress)
+    rec = recording.load(demo / "data" / "twin", "test", demo / "data" / "cache", progress=progress)
     rows = [_variant(art, rec, *v, duration_s, out, progress, log) for v in VARIANTS]
     for r in rows:                                       # None: the baseline delivered nothing
         base = rows[0]["throughput_per_s"]

@@ -2,7 +2,7 @@
 
 JPEG decoding (PIL) and ONNX Runtime both release the GIL, so on a 2-core host a frame
 (~0.5 ms decode + ~0.7 ms image encoder for the cpu model) is processed beside the CSI path
-instead of in front of it: a CSI report that arrives just after a frame no longer waits ~1.2 ms.
+instead of in front of it: a CSI report that arrives just after a frame does not wait ~1.2 ms.
 The worker owns the frame socket (ZeroMQ sockets are single-threaded). A decoded frame goes to
 the loop at once (a deque, plus one byte on an inproc PAIR socket to wake the loop's poller),
 so CSI can pair with it while the worker is still embedding it; a batch that needs the
@@ -23,10 +23,10 @@ _ids = iter(range(1 << 30))
 
 
 class FrameWorker(threading.Thread):
-    def __init__(self, ctx: zmq.Context, sock: zmq.Socket, decode, engine, metrics, log):
-        """decode(buf, received_ns) -> Frame, or None (the reason already counted)."""
+    def __init__(self, ctx: zmq.Context, inbox, engine, metrics, log):
+        """inbox: the frames' transport.Inbox (this thread owns its socket from start() on)."""
         super().__init__(name="wmfm-frames", daemon=True)
-        self.sock, self.decode, self.engine, self.m, self.log = sock, decode, engine, metrics, log
+        self.inbox, self.engine, self.m, self.log = inbox, engine, metrics, log
         self.frames: deque[Frame] = deque()
         addr = f"inproc://wmfm-frames-{next(_ids)}"
         self.wake_rx = ctx.socket(zmq.PAIR)                 # the loop polls this one
@@ -38,7 +38,7 @@ class FrameWorker(threading.Thread):
 
     def run(self) -> None:
         poller = zmq.Poller()
-        poller.register(self.sock, zmq.POLLIN)
+        poller.register(self.inbox.sock, zmq.POLLIN)
         try:
             self.engine.backend.warmup(graphs=("image_encoder",))   # this thread's first call is slow
             while True:
@@ -48,20 +48,13 @@ class FrameWorker(threading.Thread):
                     if self.stopping.is_set():
                         break                               # drained: nothing more queued
                     continue
-                for _ in range(64):
-                    try:
-                        buf = self.sock.recv(zmq.NOBLOCK, copy=True)
-                    except zmq.Again:
-                        break
-                    self._one(buf)
+                for frame in self.inbox.receive(64):
+                    if frame is not None:
+                        self._one(frame)
         finally:
             self._wake_tx.close(linger=0)
 
-    def _one(self, buf: bytes) -> None:
-        self.m.messages.labels("frames").inc()
-        frame = self.decode(buf, time.time_ns())
-        if frame is None:
-            return
+    def _one(self, frame: Frame) -> None:
         t1 = time.perf_counter()
         done = self.engine.claim(frame)                     # before the hand-over: a batch waits for it
         self.frames.append(frame)

@@ -1,5 +1,5 @@
 """JSON schema of the descriptor's `controls`, generated from the config dataclasses
-(xapp/config.py is the single source; `make descriptor` writes deploy/descriptor/schema.json,
+(xapp/controls.py is the single source, descriptions included; `make descriptor` writes deploy/descriptor/schema.json,
 and a test checks the committed file is current and that config-file.json validates).
 
 Draft-07, the draft the O-RAN SC xApp onboarder validates with (it puts an xApp's controls
@@ -13,19 +13,25 @@ import json
 import types
 import typing
 
-from .config import XAppConfig
+from wmfm.config import field_docs
+
+from .controls import XAppConfig
 
 
 def _schema(tp, default=dataclasses.MISSING) -> dict:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
-        hints = typing.get_type_hints(tp)
+        hints, docs = typing.get_type_hints(tp), field_docs(tp)
         props = {}
         for f in dataclasses.fields(tp):
             d = f.default if f.default is not dataclasses.MISSING else (
                 f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
             props[f.name] = _schema(hints[f.name], d)
-        return {"type": "object", "properties": props, "additionalProperties": False}
+            if docs.get(f.name):
+                props[f.name] = {"description": docs[f.name], **props[f.name]}
+        out = {"type": "object", "properties": props, "additionalProperties": False}
+        return {"description": tp.__doc__.strip(), **out} if tp.__doc__ and not tp.__doc__.startswith(tp.__name__) \
+            else out
     if origin is typing.Literal:
         out = {"enum": list(args)}
     elif origin in (typing.Union, types.UnionType):

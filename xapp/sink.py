@@ -32,7 +32,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .codec import encode_insight
-from .config import RedisConfig
+from .controls import RedisConfig
 from .metrics import Metrics
 from .records import Insight
 
@@ -49,6 +49,18 @@ if old and (#old > #new or (#old == #new and old > new)) then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 return 1
 """
+
+
+def hash_fields(x: Insight) -> dict:
+    """The per-UE hash's fields of an insight (the stream entry adds `ran` and `ue`)."""
+    return {"p_los": f"{x.p_los:.6f}", "los": int(x.los), "x": f"{x.position[0]:.4f}", "y": f"{x.position[1]:.4f}",
+            "z": f"{x.position[2]:.4f}", "t_ns": x.t_ns, "published_ns": x.published_ns, "sn": x.sn, "mode": x.mode,
+            "model": x.model, "camera": x.camera_id, "frame_t_ns": x.frame_t_ns}
+
+
+def stream_entry(x: Insight, fields: dict) -> dict:
+    """The `{ns},insights` stream entry of an insight: its RAN and UE, then its hash fields."""
+    return {"ran": x.ran_name, "ue": x.ue_id, **fields}
 
 
 class Backoff:
@@ -145,10 +157,7 @@ class RedisSink:
         pipe = self.client.pipeline(transaction=False)
         newest = {}
         for x in chunk:
-            fields = {"p_los": f"{x.p_los:.6f}", "los": int(x.los), "x": f"{x.position[0]:.4f}",
-                      "y": f"{x.position[1]:.4f}", "z": f"{x.position[2]:.4f}", "t_ns": x.t_ns,
-                      "published_ns": x.published_ns, "sn": x.sn, "mode": x.mode, "model": x.model,
-                      "camera": x.camera_id, "frame_t_ns": x.frame_t_ns}
+            fields = hash_fields(x)
             key = self.ue_key(x.ran_name, x.ue_id)
             if x.t_ns >= max(newest.get(key, 0), self.newest.get(key, 0)):
                 if self.shared:                     # EVAL, not EVALSHA: no SCRIPT EXISTS round trip per batch
@@ -156,8 +165,7 @@ class RedisSink:
                 else:
                     pipe.hset(key, mapping=fields)
                 newest[key] = x.t_ns
-            pipe.xadd(self.stream, {"ran": x.ran_name, "ue": x.ue_id, **fields}, maxlen=self.cfg.stream_maxlen,
-                      approximate=True)
+            pipe.xadd(self.stream, stream_entry(x, fields), maxlen=self.cfg.stream_maxlen, approximate=True)
             pipe.publish(self.channel, encode_insight(x))
         results = pipe.execute(raise_on_error=False)
         errors = [r for r in results if isinstance(r, Exception)]

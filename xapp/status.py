@@ -15,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from wmfm.config import ConfigError
+
 
 class StatusServer:
     def __init__(self, host: str, port: int, app):
@@ -33,7 +35,10 @@ class StatusServer:
             def log_message(self, *args):              # no access log on stderr
                 pass
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:                      # in use, no such address, a host that does not resolve
+            raise ConfigError(f"controls.http: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="wmfm-http", daemon=True)

@@ -11,6 +11,9 @@ nearest in time within `max_skew_ms`:
 
 SNTracker follows the 16-bit RIC indication SN per stream (E2 node + subscription):
 gaps (lost indications), duplicates (dropped) and out-of-order arrivals (kept, counted).
+
+Both count what they decide in the app's metrics when given them: `wmfm_sync_total` by result,
+the `sync_wait` stage and `wmfm_sync_waiting`; `wmfm_sn_events_total` and `wmfm_sn_missing_total`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections import deque
 
 import numpy as np
 
-from .config import SyncConfig
+from .controls import SyncConfig
 from .records import CSIReport, Frame, Pairing
 
 SN_MOD = 1 << 16
@@ -44,12 +47,26 @@ class _Seen:
 
 class SNTracker:
     """Per stream: gaps ahead, duplicates, late (out-of-order) arrivals up to `window` behind; an SN
-    further behind than that is a restarted sender (a new sequence), not a 30000-deep reordering."""
+    further behind than that is a restarted sender (a new sequence), not a 30000-deep reordering.
 
-    def __init__(self, window: int = 1024, max_streams: int = 100_000):
+    `expect_gaps`: the senders spread one stream over several instances (round-robin), so the SNs
+    this one sees skip by design; gaps are then not counted (loss shows end to end)."""
+
+    def __init__(self, window: int = 1024, max_streams: int = 100_000, metrics=None, expect_gaps: bool = False):
         self.last: dict[tuple, int] = {}
         self.seen: dict[tuple, _Seen] = {}
         self.window, self.max_streams = window, max_streams
+        self.metrics, self.expect_gaps = metrics, expect_gaps
+
+    def accept(self, stream: tuple, sn: int) -> bool:
+        """Observe and count; False for a duplicate (to be dropped)."""
+        event, missing = self.observe(stream, sn)
+        if event == "gap" and self.expect_gaps:
+            return True
+        if event != "ok" and self.metrics is not None:
+            self.metrics.sn.labels(event).inc()
+            self.metrics.sn_missing.inc(missing)
+        return event != "duplicate"
 
     def observe(self, stream: tuple, sn: int) -> tuple[str, int]:
         """("ok" | "gap" | "duplicate" | "out_of_order" | "reset", number of SNs skipped)."""
@@ -102,14 +119,25 @@ class _Camera:
 
 
 class FrameSync:
-    def __init__(self, cfg: SyncConfig, cameras: list[str], start_ns: int | None = None):
+    def __init__(self, cfg: SyncConfig, cameras: list[str], start_ns: int | None = None, metrics=None):
         self.skew_ns = int(cfg.max_skew_ms * 1e6)
         self.deadline_ns = int(cfg.deadline_ms * 1e6)
         start = time.time_ns() if start_ns is None else start_ns
         self.cams = {c: _Camera(cfg.frames_per_camera, start) for c in cameras}
+        self.metrics = metrics
 
-    def add_frame(self, frame: Frame) -> list[Pairing]:
-        """Store the frame; returns the waiting reports it settles."""
+    def _decided(self, pairs: list[Pairing], now_ns: int) -> list[Pairing]:
+        """Count the pairings decided now (result, time the report waited) and the reports left waiting."""
+        if self.metrics is not None:
+            for p in pairs:
+                self.metrics.sync.labels("fused" if p.frame is not None else "csi_only").inc()
+                self.metrics.stage.labels("sync_wait").observe(max(0, now_ns - p.report.received_ns) / 1e9)
+            self.metrics.waiting.set(self.pending())
+        return pairs
+
+    def add_frame(self, frame: Frame, now_ns: int | None = None) -> list[Pairing]:
+        """Store the frame; returns the waiting reports it settles (decided at ``now_ns``, default
+        the frame's arrival)."""
         cam = self.cams[frame.camera_id]
         if cam.frames and frame.t_ns < cam.frames[-1].t_ns:
             cam.frames = deque(sorted([*cam.frames, frame], key=lambda f: f.t_ns), maxlen=cam.frames.maxlen)
@@ -123,7 +151,7 @@ class FrameSync:
             else:
                 keep.append(r)
         cam.pending = keep
-        return out
+        return self._decided(out, frame.received_ns if now_ns is None else now_ns)
 
     def _stalled(self, cam: _Camera, now_ns: int) -> bool:
         """Nothing for 5 frame periods (at least 1 s: a 2 fps camera is not stalled between frames)."""
@@ -133,20 +161,28 @@ class FrameSync:
     def add_report(self, report: CSIReport, camera_id: str | None, now_ns: int) -> Pairing | None:
         """A Pairing when it can be decided now, else None (it waits; see `expire`)."""
         cam = self.cams.get(camera_id) if camera_id is not None else None
+        if self._decide_now(report, cam, now_ns):
+            return self._decided([Pairing(report, cam.nearest(report.t_ns, self.skew_ns) if cam else None)],
+                                 now_ns)[0]
+        cam.pending.append(report)
+        if self.metrics is not None:
+            self.metrics.waiting.set(self.pending())
+        return None
+
+    def _decide_now(self, report: CSIReport, cam: _Camera | None, now_ns: int) -> bool:
         if cam is None or self.deadline_ns == 0 or self._stalled(cam, now_ns):
-            return Pairing(report, cam.nearest(report.t_ns, self.skew_ns) if cam else None)
+            return True
         if cam.frames:
             newest = cam.frames[-1]
             period = cam.period_ns()
             if newest.t_ns >= report.t_ns:                          # no later frame can be nearer
-                return Pairing(report, cam.nearest(report.t_ns, self.skew_ns))
+                return True
             if period is not None:
                 farther = newest.t_ns + period - report.t_ns >= report.t_ns - newest.t_ns
                 too_late = cam.last_received_ns + period - now_ns > self.deadline_ns
                 if farther or too_late:         # the next frame would be farther, or arrive after the deadline
-                    return Pairing(report, cam.nearest(report.t_ns, self.skew_ns))
-        cam.pending.append(report)
-        return None
+                    return True
+        return False
 
     def start_clock(self, now_ns: int) -> None:
         """Start every camera's grace period now (the loop starts; frames can only come from here on)."""
@@ -160,7 +196,7 @@ class FrameSync:
             while cam.pending and now_ns - cam.pending[0].received_ns >= self.deadline_ns:
                 r = cam.pending.popleft()
                 out.append(Pairing(r, cam.nearest(r.t_ns, self.skew_ns)))
-        return out
+        return self._decided(out, now_ns) if out else out
 
     def next_deadline_ns(self) -> int | None:
         ts = [c.pending[0].received_ns + self.deadline_ns for c in self.cams.values() if c.pending]
@@ -175,4 +211,4 @@ class FrameSync:
         for cam in self.cams.values():
             out += [Pairing(r, cam.nearest(r.t_ns, self.skew_ns)) for r in cam.pending]
             cam.pending.clear()
-        return out
+        return self._decided(out, time.time_ns())

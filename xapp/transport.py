@@ -1,4 +1,5 @@
-"""ZeroMQ receive sockets: PULL or SUB, bind or connect, with the limits set on purpose.
+"""ZeroMQ receive sockets: PULL or SUB, bind or connect, with the limits set on purpose, and
+the Inbox that turns what arrives on one into typed records.
 
 - RCVHWM: messages queued per socket before the sender blocks (PUSH) or drops (PUB).
 - MAXMSGSIZE: twice the codec's limit, so a merely oversized message reaches the codec and is
@@ -11,6 +12,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import zmq
@@ -19,7 +22,8 @@ from zmq.auth.thread import ThreadAuthenticator
 
 from wmfm.config import ConfigError
 
-from .config import CurveConfig, SocketConfig
+from .codec import DecodeError, Limits
+from .controls import CurveConfig, SocketConfig
 
 
 class Curve:
@@ -72,3 +76,43 @@ def open_socket(ctx: zmq.Context, cfg: SocketConfig, curve: Curve | None, where:
         sock.close()
         raise ConfigError(f"controls.{where}.endpoint: cannot {cfg.mode} {cfg.endpoint} ({exc})") from None
     return sock, endpoint
+
+
+class Inbox:
+    """One receive socket and its decoder. Every message is counted (`wmfm_messages_total`),
+    decoded into a record (the `decode` stage), or counted by reason and dropped
+    (`wmfm_decode_errors_total`): a bad message never stops the caller's loop.
+
+    Used by the loop (indications) and the frame worker (frames); a ZeroMQ socket belongs to one
+    thread, so each inbox is used by one."""
+
+    def __init__(self, name: str, sock: zmq.Socket, decode: Callable, limits: Limits, metrics, log):
+        self.name, self.sock, self.decode, self.limits = name, sock, decode, limits
+        self.metrics, self.log = metrics, log
+
+    def receive(self, limit: int) -> Iterator:
+        """Up to `limit` queued messages, without waiting: yields one item per message, its record,
+        or None when it was dropped (already counted)."""
+        for _ in range(limit):
+            try:
+                buf = self.sock.recv(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            self.metrics.messages.labels(self.name).inc()
+            yield self.parse(buf, time.time_ns())
+
+    def parse(self, buf: bytes, now_ns: int):
+        t0 = time.perf_counter()
+        try:
+            rec = self.decode(buf, self.limits, now_ns)
+        except DecodeError as exc:
+            self.metrics.decode_errors.labels(self.name, exc.reason).inc()
+            self.log.debug("message dropped", extra={"mdc": {"socket": self.name, "reason": exc.reason,
+                                                             "detail": exc.detail}})
+            return None
+        except Exception:  # noqa: BLE001 - a decoder bug must not stop the loop: counted, logged
+            self.metrics.dropped.labels("internal_error").inc()
+            self.log.exception("decoder failed", extra={"mdc": {"socket": self.name}})
+            return None
+        self.metrics.stage.labels("decode").observe(time.perf_counter() - t0)
+        return rec

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .config import CameraConfig, TwinConfig
+from .params import CameraConfig, TwinConfig
 from .world import Vehicles, World
 
 

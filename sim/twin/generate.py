@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .camera import Renderer
-from .config import TwinConfig
+from .params import TwinConfig
 from .propagation import KIND_NAMES, Tracer
 from .world import Traffic, Vehicles, World
 from .writer import ScenarioWriter
@@ -86,22 +86,34 @@ def objects_columns(veh: Vehicles, ue_rows: np.ndarray, cfg: TwinConfig) -> dict
 def generate(out: Path, name: str, scenes: int, seed: int, cfg: TwinConfig | None = None,
              progress: bool = True, overwrite: bool = False) -> dict:
     """Write scenario ``out/name`` with ``scenes`` scenes; returns the summary (also in param/twin.json)."""
+    from wmfm.config import ConfigError
     cfg = cfg or TwinConfig()
     if scenes < 1:
-        raise ValueError("scenes: must be >= 1")
+        raise ConfigError(f"scenes: must be >= 1, got {scenes}")
+    if seed < 0:
+        raise ConfigError(f"seed: must be >= 0, got {seed}")
     target = Path(out) / name
     if target.exists():
         if not overwrite:
             raise FileExistsError(f"{target}: already exists (use --overwrite to replace it)")
         shutil.rmtree(target)
+    try:
+        return _generate(Path(out), name, scenes, seed, cfg, progress)
+    except BaseException:                   # interrupted or failed: no half-written scenario stays behind
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
+def _generate(out: Path, name: str, scenes: int, seed: int, cfg: TwinConfig, progress: bool) -> dict:
+    target = out / name
     t0 = time.perf_counter()
     twin = Twin(cfg, seed)
-    writer = ScenarioWriter(Path(out), name, cfg)
+    writer = ScenarioWriter(out, name, cfg)
     writer.write_params()
     n_ue = n_los = n_paths = 0
     kinds = np.zeros(len(KIND_NAMES), dtype=np.int64)
     vehicles_seen = 0
-    bar = tqdm(range(scenes), desc=f"twin {name}", unit="scene", disable=not progress)
+    bar = tqdm(range(scenes), desc=f"generate {name}", unit="scene", disable=not progress)
     for s in bar:
         if s:
             twin.advance(cfg.scene_period_s)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import TwinConfig
+from .params import TwinConfig
 from .world import Vehicles, World
 
 C0 = 299_792_458.0

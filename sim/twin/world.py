@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import TwinConfig
+from .params import TwinConfig
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from PIL import Image
 from wmfm.config import to_dict
 
 from . import matv5
-from .config import TwinConfig
+from .params import TwinConfig
 
 # Fields of every moving object of a scene in trajectory.mat (all are required by deepverse).
 OBJECT_FIELDS = ("id", "type", "x", "y", "z", "angle", "speed", "acceleration", "bounds", "tx_height", "slope")

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 import yaml
-from wmfm.xapp import config
+from wmfm.xapp import controls as config
 
 from wmfm.cli import build_parser
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from wmfm.xapp.config import load
+from wmfm.xapp.controls import load
 from wmfm.xapp.schema import controls_schema, metrics_descriptor
 
 from wmfm.config import ConfigError

@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 from kubernetes_validate.utils import all_versions, latest_version
 from packaging.version import Version
-from wmfm.xapp import config
+from wmfm.xapp import controls as config
 
 sys.path.insert(0, str(Path(__file__).parent))
 from helmlite import Chart, TemplateError, render_string  # noqa: E402

@@ -4,8 +4,8 @@ import math
 
 import numpy as np
 import torch
-from wmfm.model.config import CSIEncoderConfig, ImageEncoderConfig, ModelConfig
 from wmfm.model.data import Data
+from wmfm.model.hparams import CSIEncoderConfig, ImageEncoderConfig, ModelConfig
 
 SMALL = ModelConfig(image_size=(32, 32), embed_dim=32,
                     csi=CSIEncoderConfig(channels=(8, 16), feature_dim=64, dropout=0.0),

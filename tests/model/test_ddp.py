@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from model_helpers import SMALL, aligned_set
-from wmfm.model.config import AugmentConfig, PretrainConfig
+from wmfm.model.hparams import AugmentConfig, PretrainConfig
 from wmfm.model.train import contrastive_step_loss, pretrain
 from wmfm.model.wmfm import WMFM
 

@@ -10,8 +10,9 @@ from wmfm.model.data import load_data
 RUN_KEYS = {"method", "modality", "label_fraction", "seed", "los_balanced_accuracy", "loc_mean_error_m",
             "loc_median_error_m", "loc_p90_error_m", "train_time_s"}
 
-# `tiny` (the tiny experiment, run once per session) is in tests/conftest.py: the export and
-# backend tests take its model.pt too.
+# `tiny` (the tiny experiment, run once per session) is in tests/conftest.py; the tests that need
+# a trained model are `slow` (`make test-all`).
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.timeout(900)
@@ -39,6 +40,10 @@ def test_report_has_every_run_and_the_summary(tiny):
         assert (out / png).stat().st_size > 10_000
     md = (out / "report.md").read_text()
     assert "Headline" in md and "retrieval" in md
+    # nothing of the machine it ran on: the scenario is named relative to the report
+    assert rep["dataset"]["source"]["scenario"] == "data/twin"
+    assert str(out.parent) not in (out / "report.json").read_text()
+    assert rep["environment"]["threads"] >= 1
 
 
 def test_heads_beat_chance_on_test(tiny):

@@ -1,4 +1,5 @@
-"""`wmfm export` on the tiny experiment's model.pt: manifest, parity, artifact checks, FP16 pass, bench."""
+"""`wmfm export`: manifest, parity, artifact checks, FP16 pass; on a random-weight model of the `cpu`
+preset's shapes (`--random-init`, every fast test) and on the trained tiny model (slow)."""
 
 import json
 import shutil
@@ -6,9 +7,10 @@ import shutil
 import numpy as np
 import onnx
 import pytest
+from wmfm.model import checkpoint
 from wmfm.model.export import Tolerance, export
 from wmfm.model.fp16 import to_mixed_fp16
-from wmfm.xapp import bench, inference
+from wmfm.xapp import inference
 
 from wmfm.artifact import SCHEMA, Artifact, ArtifactError, sha256
 from wmfm.cli import main
@@ -26,8 +28,10 @@ def test_manifest_describes_the_artifact(artifact):
                                                      "dtype": "float32"}]
     assert m["preprocessing"]["image"]["size"] == cfg["image_size"]
     assert m["configs"]["pretrain"] and m["opset"] == 17
+    assert m["checkpoint_meta"] == {"random_init": True, "preset": "cpu", "seed": 0}
+    assert m["model"]["parameters"] > 1_000_000 and m["model_config"]["image_size"] == [64, 64]
     par = m["parity"]["fp32"]
-    assert par["passed"] and par["split"] == "test" and par["samples"] >= 16
+    assert par["passed"] and par["split"] == "synthetic" and par["samples"] >= 16
     assert par["heads_fused"]["los_agreement"] == 1.0 and par["heads_fused"]["position_within_1cm"] == 1.0
     assert max(par["max_abs_diff"].values()) < 1e-3
     # every graph has a dynamic batch axis
@@ -73,22 +77,44 @@ def test_tampered_missing_or_foreign_artifacts_are_refused(artifact, tmp_path, c
         Artifact.load(tmp_path / "nowhere")
 
 
-def test_export_refuses_what_it_cannot_validate(tiny, tmp_path, artifact):
-    out, _ = tiny
+def test_a_checkpoint_exports_with_parity_on_the_test_split_of_its_cache(artifact, twin_cache, tmp_path):
+    art = export(artifact / "model.pt", tmp_path / "art", cache=twin_cache, samples=32, log=lambda *_: None)
+    par = art.manifest["parity"]["fp32"]
+    assert par["passed"] and par["split"] == "test" and par["cache"] == str(twin_cache)
+    assert art.manifest["preprocessing"]["image"]["source_size"] == [64, 64]
+
+
+def test_export_refuses_what_it_cannot_validate(artifact, twin_cache, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    ckpt = artifact / "model.pt"
     with pytest.raises(FileExistsError, match="already exists"):
-        export(out / "model.pt", artifact)
+        export(ckpt, artifact, cache=twin_cache)
     # parity outside tolerance: the export fails and leaves nothing behind
     with pytest.raises(ArtifactError, match="parity outside tolerance: .*feature: max abs diff"):
-        export(out / "model.pt", tmp_path / "strict", tol=Tolerance(feature=1e-12), samples=16, log=lambda *_: None)
-    assert not (tmp_path / "strict").exists() and list(tmp_path.iterdir()) == []
+        export(ckpt, work / "strict", cache=twin_cache, tol=Tolerance(feature=1e-12), samples=16,
+               log=lambda *_: None)
+    assert list(work.iterdir()) == []
     # an encoders-only checkpoint has no heads to deploy
-    rc = main(["export", "--checkpoint", str(out / "encoders.pt"), "--out", str(tmp_path / "enc")])
-    assert rc == 2 and not (tmp_path / "enc").exists()
-    assert main(["export", "--checkpoint", str(out / "model.pt"), "--out", str(tmp_path / "x"),
-                 "--cache", str(tmp_path)]) == 2
+    model, _, ck = checkpoint.load_wmfm(ckpt)
+    enc = checkpoint.save(tmp_path / "encoders.pt", "encoders", model, model.cfg, ck["configs"])
+    rc = main(["export", "--checkpoint", str(enc), "--out", str(work / "enc"), "--cache", str(twin_cache)])
+    assert rc == 2 and not (work / "enc").exists()
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(work / "x"), "--cache", str(tmp_path)]) == 2
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(work / "x")]) == 2     # no cache recorded
+    assert main(["export", "--random-init", "--out", str(work / "r")]) == 2                # no --preset
     if inference.available("tensorrt") is not None:   # asking for engines where they cannot be built
-        assert main(["export", "--checkpoint", str(out / "model.pt"), "--out", str(tmp_path / "t"), "--tensorrt"]) == 2
-        assert not (tmp_path / "t").exists()
+        assert main(["export", "--random-init", "--preset", "tiny", "--out", str(work / "t"), "--tensorrt"]) == 2
+        assert not (work / "t").exists()
+
+
+@pytest.mark.slow
+def test_the_trained_model_exports_with_parity_on_its_test_split(tiny_artifact):
+    m = json.loads((tiny_artifact / "manifest.json").read_text())
+    par = m["parity"]["fp32"]
+    assert par["passed"] and par["split"] == "test" and par["samples"] >= 16
+    assert par["heads_fused"]["los_agreement"] == 1.0 and par["heads_fused"]["position_within_1cm"] == 1.0
+    assert "random_init" not in m["checkpoint_meta"] and m["checkpoint_meta"]["trained_on"]
 
 
 def test_fp16_pass_keeps_io_and_csi_normalisation_in_fp32(artifact):
@@ -109,22 +135,3 @@ def test_fp16_pass_keeps_io_and_csi_normalisation_in_fp32(artifact):
     b = ort.InferenceSession(mixed.SerializeToString()).run(None, {"csi": ref["csi"]})
     assert all(np.isfinite(x).all() for x in b)
     assert np.abs(a[0] - b[0]).max() < 0.05 * max(1.0, np.abs(a[0]).max())
-
-
-def test_bench_model_reports_every_backend_against_torch_eager(artifact, tmp_path, capsys):
-    rep = bench.run(artifact, calls=30, batches=(1, 8), rounds=2, progress=False, log=lambda *_: None)
-    got = {(r["backend"], r["component"], r["batch"]) for r in rep["results"]}
-    for be in ("torch-eager", "onnxruntime"):
-        for comp in bench.COMPONENTS:
-            assert {(be, comp, 1), (be, comp, 8)} <= got
-    for r in rep["results"]:
-        assert 0 < r["p50_ms"] <= r["p99_ms"] and r["throughput_per_s"] > 0
-        assert r["calls"] >= (30 if r["batch"] == 1 else 50)
-    assert rep["speedup_vs_torch_eager"]["onnxruntime"] > 0
-    out = tmp_path / "bench.json"
-    assert main(["bench", "model", "--artifact", str(artifact), "--calls", "20", "--rounds", "1",
-                 "--out", str(out), "--quiet", "--backends", "onnxruntime"]) == 0
-    saved = json.loads(out.read_text())
-    assert saved["format"] == "wmfm-bench-model/1" and set(saved["speedup_vs_torch_eager"]) == {"onnxruntime"}
-    assert out.with_suffix(".png").stat().st_size > 10_000
-    assert "speed-up over torch eager" in capsys.readouterr().out

@@ -7,9 +7,9 @@ import pytest
 import torch
 from model_helpers import SMALL, aligned_set
 from wmfm.model import checkpoint
-from wmfm.model.config import PretrainConfig, SupervisedConfig
 from wmfm.model.data import label_subset, load_data
 from wmfm.model.encoders import AngleDelay
+from wmfm.model.hparams import PretrainConfig, SupervisedConfig
 from wmfm.model.loss import contrastive_loss, retrieval
 from wmfm.model.train import embed, pretrain, train_heads
 from wmfm.model.wmfm import WMFM

@@ -1,16 +1,32 @@
+import dataclasses as dc
+import json
+
 import pytest
-from wmfm.sim import replay
+from wmfm.sim.recording import load
+from wmfm.sim.twin.params import TwinConfig
 
 
-@pytest.fixture(scope="module")
-def recording(tiny):
-    """The tiny experiment's twin, test split, as the replay plays it."""
-    out = tiny[0]
-    return replay.load(out / "data" / "twin", "test", out / "data" / "cache", progress=False)
+@pytest.fixture(scope="session")
+def replay_twin(tmp_path_factory):
+    """A twin to replay (300 frames 0.5 s apart, 2 UEs each, as the experiments' twins) and its
+    cache (which cuts the split), no training: (scenario, cache)."""
+    from wmfm.sim.dataset import build
+    from wmfm.sim.twin.generate import generate
+    root = tmp_path_factory.mktemp("replay")
+    base = TwinConfig()
+    cfg = dc.replace(base, scene_period_s=0.5, traffic=dc.replace(base.traffic, ues_per_scene=2))
+    generate(root, "twin", 300, seed=1, cfg=cfg, progress=False)
+    build(root / "twin", root / "cache", image_size=(64, 64), progress=False)
+    return root / "twin", root / "cache"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
+def recording(replay_twin):
+    """The replay twin's test split, as the replay plays it."""
+    return load(replay_twin[0], "test", replay_twin[1], progress=False)
+
+
+@pytest.fixture(scope="session")
 def cameras(recording) -> str:
     """The `cameras` control (an xApp override) for the recording's camera, its frame size checked."""
-    w, h = recording.scenes[0].size
-    return f'cameras={{"{recording.camera_id}": {{"cells": [], "width": {w}, "height": {h}}}}}'
+    return f"cameras={json.dumps(recording.cameras_control())}"

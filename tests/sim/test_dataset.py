@@ -15,6 +15,8 @@ from PIL import Image
 from wmfm.sim import dataset
 from wmfm.sim.scenario import ScenarioError
 
+from wmfm import cache as cache_format
+
 
 @pytest.fixture(scope="module")
 def cache(twin_scenario, tmp_path_factory):
@@ -29,7 +31,7 @@ def test_cache_matches_deepverse_and_the_scenario_files(twin_scenario, cache):
 
     scen, summary = twin_scenario
     out, meta = cache
-    d = dataset.load(out)
+    d = cache_format.load(out)
     n = summary["ues"]                         # the twin writes no zero-path UE here
     assert meta["samples"] == n == 300
     assert d["csi"].shape == (n, 2, 32, 64) and d["csi"].dtype == np.float32
@@ -60,7 +62,7 @@ def test_cache_matches_deepverse_and_the_scenario_files(twin_scenario, cache):
 
 def test_splits_are_disjoint_time_blocks_with_guard_gaps(cache):
     out, meta = cache
-    d = dataset.load(out)
+    d = cache_format.load(out)
     split, scene = d["split"], d["scene"]
     spans = {}
     for k in range(3):
@@ -134,8 +136,14 @@ def write_foreign(root: Path, n_scenes=6):
 
 def test_reads_a_scenario_this_project_did_not_write(tmp_path):
     sc = write_foreign(tmp_path)
-    meta = dataset.build(sc, tmp_path / "c", bs=2, camera="cam_b", image_size=(24, 32), progress=False)
-    d = dataset.load(tmp_path / "c")
+    # six scenes cut into three splits: a split without NLoS cannot train a LoS head; said at once
+    with pytest.raises(ScenarioError, match=r"split has no (NLoS|LoS) sample .*--allow-one-class"):
+        dataset.build(sc, tmp_path / "c", bs=2, camera="cam_b", image_size=(24, 32), progress=False)
+    assert not (tmp_path / "c").exists()
+    meta = dataset.build(sc, tmp_path / "c", bs=2, camera="cam_b", image_size=(24, 32), progress=False,
+                         allow_one_class=True)
+    assert meta["warnings"] and all("split has no" in w for w in meta["warnings"])
+    d = cache_format.load(tmp_path / "c")
     assert meta["samples"] == 6 and meta["dropped_no_path"] == 6      # the zero-path UE of every scene
     assert meta["source"]["num_bs"] == 2 and meta["source"]["camera"] == "cam_b"
     assert d["n_paths"].tolist() == [2] * 6

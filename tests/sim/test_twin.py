@@ -16,8 +16,8 @@ import pytest
 import scipy.io
 import yaml
 from wmfm.sim.twin.camera import Camera, Renderer
-from wmfm.sim.twin.config import TwinConfig
 from wmfm.sim.twin.generate import Twin, generate
+from wmfm.sim.twin.params import TwinConfig
 from wmfm.sim.twin.propagation import (
     DIFFRACTION,
     LOS,

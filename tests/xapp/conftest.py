@@ -3,17 +3,18 @@ import time
 import numpy as np
 import pytest
 import zmq
-from wmfm.sim.dataset import load as load_cache
 from wmfm.xapp import codec
 from wmfm.xapp.app import XApp
 
+from wmfm.cache import load as load_cache
+
 
 @pytest.fixture(scope="session")
-def samples(tiny):
-    """Test-split CSI [N, 2, 32, 64] and camera images [N, 32, 32, 3] u8 of the tiny experiment's cache."""
-    c = load_cache(tiny[0] / "data" / "cache", mmap=False)
-    idx = np.nonzero(c["split"] == 2)[0]
-    return {"csi": c["csi"][idx].astype(np.float32), "images": c["images"][idx], "scene": c["scene"][idx]}
+def samples(twin_cache):
+    """CSI [N, 2, 32, 64] and camera images [N, 64, 64, 3] u8 of the session twin's cache (the
+    `cpu` preset's input sizes; the service's tests need real channels, not trained weights)."""
+    c = load_cache(twin_cache, mmap=False)
+    return {"csi": c["csi"].astype(np.float32), "images": c["images"], "scene": c["scene"]}
 
 
 class Sender:

@@ -71,7 +71,7 @@ def test_insights_in_redis_equal_a_direct_call_of_the_model(run_xapp, samples, a
 
 
 def test_bad_input_is_counted_by_reason_while_good_messages_get_through(run_xapp, samples):
-    app = run_xapp("cameras.cam0.width=32", "cameras.cam0.height=32", "indications.max_message_bytes=100000")
+    app = run_xapp("cameras.cam0.width=64", "cameras.cam0.height=64", "indications.max_message_bytes=100000")
     tx, r = Sender(app), redis.Redis.from_url(app.redis_url)
     t0 = time.time_ns()
     send_pairs(tx, samples, 0, 3, t0)
@@ -89,8 +89,8 @@ def test_bad_input_is_counted_by_reason_while_good_messages_get_through(run_xapp
     jpg = codec.encode_image(samples["images"][0], "jpeg")
     bad_frames = [jpg[:40], codec.encode_frame("cam0", 90, t0, codec.encode_image(np.zeros((48, 48, 3), np.uint8),
                                                                                  "png"), 48, 48, "png"),
-                  codec.encode_frame("cam9", 91, t0, jpg, 32, 32, "jpeg"),
-                  codec.encode_frame("cam0", 92, t0, jpg[:60], 32, 32, "jpeg")]
+                  codec.encode_frame("cam9", 91, t0, jpg, 64, 64, "jpeg"),
+                  codec.encode_frame("cam0", 92, t0, jpg[:60], 64, 64, "jpeg")]
     for b in bad_ind:
         tx.ind.send(b)
     for b in bad_frames:
@@ -231,7 +231,7 @@ def test_sigterm_during_load_drains_and_exits_0(artifact, samples, tmp_path):
             t = t0 + k * 10 * MS
             if k % 10 == 0:
                 tx_f.send(codec.encode_frame("cam0", k, t, codec.encode_image(samples["images"][k % 50], "png"),
-                                             32, 32, "png"))
+                                             64, 64, "png"))
             tx_i.send(codec.encode_indication("gnb1", k, t + MS, [(u, samples["csi"][(k + u) % 50])
                                                                   for u in range(8)]))
             if k == 150:
@@ -249,20 +249,3 @@ def test_sigterm_during_load_drains_and_exits_0(artifact, samples, tmp_path):
         if proc.poll() is None:
             proc.kill()
         server.close()
-
-
-def test_bench_xapp_reports_throughput_latency_and_the_baseline_ratio(artifact, tmp_path, capsys):
-    out = tmp_path / "bench_xapp.json"
-    assert main(["bench", "xapp", "--artifact", str(artifact), "--rate", "80", "--duration", "2",
-                 "--ues-per-frame", "4", "--cameras", "2", "--out", str(out)]) == 0
-    rep = json.loads(out.read_text())
-    for k in ("throughput_per_s", "p50_ms", "p99_ms", "p999_ms", "sent", "received", "lost", "ratio_vs_baseline"):
-        assert k in rep
-    for v in ("wmfm", "baseline"):
-        r = rep[v]
-        assert r["sent"] > 100 and r["received"] + r["lost"] == r["sent"] and r["exit_code"] == 0
-        assert 0 < r["p50_ms"] <= r["p99_ms"] <= r["p999_ms"]
-    assert rep["lost"] == 0 and rep["received"] == rep["sent"]
-    assert rep["baseline"]["overrides"] == ["backend.name=torch", "batch.max_batch=1", "batch.reuse_frames=false"]
-    assert out.with_suffix(".png").stat().st_size > 10_000
-    assert "throughput ratio vs baseline" in capsys.readouterr().out

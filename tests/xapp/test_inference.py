@@ -20,7 +20,8 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module", params=list(CASES))
+@pytest.fixture(scope="module", params=[pytest.param(c, marks=pytest.mark.gpu) if c.startswith("tensorrt") else c
+                                        for c in CASES])
 def backend(request, artifact):
     name, opts, exact = CASES[request.param]
     why = inference.available(name)

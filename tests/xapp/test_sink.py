@@ -3,7 +3,7 @@ the server-side guard keeps the newest insight whatever order the instances writ
 
 import pytest
 import redis
-from wmfm.xapp.config import RedisConfig
+from wmfm.xapp.controls import RedisConfig
 from wmfm.xapp.metrics import Metrics
 from wmfm.xapp.records import Insight
 from wmfm.xapp.redis_server import EmbeddedRedis

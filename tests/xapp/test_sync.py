@@ -1,7 +1,7 @@
 """Frame pairing by time (nearest within skew, deadline, stalled camera) and SN tracking."""
 
 import numpy as np
-from wmfm.xapp.config import SyncConfig
+from wmfm.xapp.controls import SyncConfig
 from wmfm.xapp.records import CSIReport, Frame
 from wmfm.xapp.sync import FrameSync, SNTracker
 

@@ -2,6 +2,7 @@
 
     from wmfm.xapp.inference import load
     backend = load("auto", "artifacts/wmfm")       # verifies the manifest hashes first
+    backend = from_controls(cfg.backend, artifact) # as the xApp does: options from its controls
 
 | name          | runs                                                                  | needs                      |
 |---------------|-----------------------------------------------------------------------|----------------------------|
@@ -29,7 +30,7 @@ BACKENDS = {
 NAMES = (*BACKENDS, "auto")
 
 __all__ = ["BACKENDS", "NAMES", "Artifact", "ArtifactError", "Backend", "Encoded", "HeadsOut", "InputError",
-           "available", "load", "resolve"]
+           "available", "from_controls", "load", "resolve"]
 
 
 class BackendUnavailable(ConfigError):
@@ -66,3 +67,10 @@ def load(name: str, artifact: str | Path | Artifact, **options) -> Backend:
     if not isinstance(artifact, Artifact):
         artifact = Artifact.load(artifact)
     return cls(artifact, **options)
+
+
+def from_controls(cfg, artifact: str | Path | Artifact) -> Backend:
+    """The backend the xApp's `controls.backend` (BackendConfig) names, each implementation taking
+    its own options from it (precision, threads: `Backend.options`)."""
+    name = resolve(cfg.name)
+    return load(name, artifact, **backend_class(name).options(cfg))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from wmfm.artifact import Artifact
+from wmfm.config import ConfigError
 
 from .base import Backend
 
@@ -30,6 +31,10 @@ class OnnxRuntimeBackend(Backend):
             return "onnxruntime is not installed (pip install onnxruntime)"
         return None
 
+    @classmethod
+    def options(cls, cfg) -> dict:
+        return {"precision": cfg.precision, "threads": cfg.threads or None}
+
     def __init__(self, artifact: Artifact, threads: int | None = None, providers: list[str] | None = None,
                  precision: str = "fp32", spinning: bool = False):
         super().__init__(artifact)
@@ -51,7 +56,7 @@ class OnnxRuntimeBackend(Backend):
         for name, g in self.graphs.items():
             file = g.fp16_file if precision == "fp16" and g.fp16_file else g.file
             if precision == "fp16" and name.endswith("_encoder") and not g.fp16_file:
-                raise ValueError(f"precision fp16: {artifact.root} has no fp16 graphs (export with --fp16)")
+                raise ConfigError(f"backend precision fp16: {artifact.root} has no fp16 graphs (export with --fp16)")
             self.sessions[name] = ort.InferenceSession(str(artifact.path(file)), opts, providers=providers)
             self.outputs[name] = [s.name for s in g.outputs]
         self.providers = self.sessions["csi_encoder"].get_providers()

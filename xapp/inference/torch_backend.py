@@ -26,16 +26,18 @@ class TorchBackend(Backend):
             return "torch is not installed (pip install 'wmfm-xapp[train]')"
         return None
 
+    @classmethod
+    def options(cls, cfg) -> dict:
+        return {"threads": cfg.threads or None}
+
     def __init__(self, artifact: Artifact, device: str = "cpu", threads: int | None = None):
         super().__init__(artifact)
         import torch
-        from wmfm.model.checkpoint import load_wmfm
-        from wmfm.model.export import graph_modules
+        from wmfm.model.checkpoint import load_graphs
         if threads:
             torch.set_num_threads(int(threads))
-        model, heads, _ = load_wmfm(artifact.path("model.pt"))
         self.device = torch.device(device)
-        self.modules = {g: m.to(self.device).eval() for g, (m, _) in graph_modules(model, heads).items()}
+        self.modules = {g: m.to(self.device) for g, m in load_graphs(artifact.path("model.pt")).items()}
         self.threads = torch.get_num_threads()
 
     def _run(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -271,6 +271,10 @@ class TensorRTBackend(Backend):
             return "no NVIDIA GPU is visible"
         return None
 
+    @classmethod
+    def options(cls, cfg) -> dict:
+        return {"precision": cfg.precision}
+
     def __init__(self, artifact: Artifact, precision: str = "fp32", cache_dir: str | Path | None = None,
                  device: int = 0, opt_batch: int = 1, cuda_graph: bool = True, workspace_mb: int = 1024, log=print):
         super().__init__(artifact)

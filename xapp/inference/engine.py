@@ -4,6 +4,7 @@ heads per mode on the batch.
 
 Frames are embedded when they arrive (`prefetch`), off the CSI path: a CSI report then pays
 only for its own encoder and the heads (cameras send ~10 frames/s, CSI comes far more often).
+Counts the `infer` stage (per batch) and `wmfm_insights_total` by mode.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .inference import Backend
-from .records import Insight, Pairing
+from ..records import Insight, Pairing
+from .base import Backend
 
 
 class Engine:
     def __init__(self, backend: Backend, los_threshold: float, model: str, frame_cache: int = 64,
-                 reuse_frames: bool = True):
+                 reuse_frames: bool = True, metrics=None):
         self.backend = backend
+        self.metrics = metrics
         self.threshold = los_threshold
         self.model = model
         self.cache: OrderedDict[tuple[str, int, int], np.ndarray] = OrderedDict()   # (camera, seq, t_ns)
@@ -84,6 +86,15 @@ class Engine:
 
     def run(self, pairs: list[Pairing]) -> list[Insight]:
         """Pairings -> insights, in the same order."""
+        t0 = time.perf_counter()
+        res = self._infer(pairs)
+        if self.metrics is not None:
+            self.metrics.stage.labels("infer").observe(time.perf_counter() - t0)
+            for x in res:
+                self.metrics.insights.labels(x.mode).inc()
+        return res
+
+    def _infer(self, pairs: list[Pairing]) -> list[Insight]:
         fc = self.backend.embed_csi(np.stack([p.report.csi for p in pairs])).feature
         fused = [i for i, p in enumerate(pairs) if p.frame is not None]
         alone = [i for i, p in enumerate(pairs) if p.frame is None]

@@ -13,34 +13,51 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from wmfm.config import ConfigError, check, from_dict
+from wmfm.config import ConfigError, check, check_cell, check_range, from_dict
 
 ENV_PREFIX = "WMFM__"                        # WMFM__<SECTION>__<KEY>=value
+_TCP = re.compile(r"^tcp://(\[[0-9a-fA-F:.]+\]|[^:/\[\]]+):(\*|[0-9]{1,5})$")
+
+
+def check_endpoint(endpoint: str, where: str) -> None:
+    """A ZeroMQ endpoint we can bind or connect: tcp://host:port (port 1-65535, or * to bind a free
+    one), ipc://path or inproc://name."""
+    scheme = endpoint.split("://")[0] if "://" in endpoint else ""
+    check(scheme in ("tcp", "ipc", "inproc"), where,
+          f"expected tcp://host:port, ipc://path or inproc://name, got {endpoint!r}")
+    if scheme == "tcp":
+        m = _TCP.match(endpoint)
+        check(m is not None, where, f"expected tcp://host:port, got {endpoint!r}")
+        check(m.group(2) == "*" or 1 <= int(m.group(2)) <= 65535, where,
+              f"port must be in 1-65535 (or * for a free one), got {m.group(2)}")
+    else:
+        check(len(endpoint) > len(scheme) + 3, where, f"empty {scheme} address in {endpoint!r}")
 
 
 @dataclass(frozen=True)
 class SocketConfig:
     """A ZeroMQ receive socket."""
-    endpoint: str = "tcp://127.0.0.1:5560"
-    mode: Literal["bind", "connect"] = "bind"
-    pattern: Literal["pull", "sub"] = "pull"
+    endpoint: str = "tcp://127.0.0.1:5560"  # tcp://host:port (port * = a free one), ipc://path or inproc://name
+    mode: Literal["bind", "connect"] = "bind"   # bind: senders connect to the xApp; connect: it connects to them
+    pattern: Literal["pull", "sub"] = "pull"    # pull (from PUSH senders) or sub (from a PUB, e.g. a camera gateway)
     rcvhwm: int = 10000                     # messages queued in the socket before senders block/drop
     max_message_bytes: int = 4 << 20        # larger messages are counted ("oversize") and dropped
 
     def validate(self, where: str) -> None:
-        check("://" in self.endpoint, f"{where}.endpoint", f"expected a ZeroMQ endpoint, got {self.endpoint!r}")
-        check(self.rcvhwm >= 1, f"{where}.rcvhwm", "must be >= 1")
+        check_endpoint(self.endpoint, f"{where}.endpoint")
+        check_range(self.rcvhwm, 1, 10_000_000, f"{where}.rcvhwm")
         check(1024 <= self.max_message_bytes <= 256 << 20, f"{where}.max_message_bytes", "must be in [1 KiB, 256 MiB]")
 
 
 @dataclass(frozen=True)
 class CurveConfig:
     """ZeroMQ CURVE: encryption + authentication; only allow-listed client public keys get in."""
-    enabled: bool = False
+    enabled: bool = False                   # encrypt and authenticate both sockets (bind mode only)
     server_secret_key_file: str = ""        # a zmq.auth `.key_secret` file (zmq.auth.create_certificates)
     allowed_clients_dir: str = ""           # folder of client `.key` public-key files: the allow-list
 
@@ -52,17 +69,19 @@ class CurveConfig:
 
 @dataclass(frozen=True)
 class CameraConfig:
+    """A camera whose frames the xApp pairs with the CSI of the cells it sees."""
     cells: tuple[str, ...] = ()             # "<plmn>:<nr_cell_id>" cells this camera sees; () = every cell
-    width: int = 0                          # expected frame size; 0 = any
-    height: int = 0
+    width: int = 0                          # expected frame width; 0 = any (with height 0)
+    height: int = 0                         # expected frame height; 0 = any (with width 0)
 
     def validate(self, where: str) -> None:
-        check((self.width == 0) == (self.height == 0) and self.width >= 0 and self.height >= 0, where,
-              f"width and height: both 0 (any size) or both set, got {self.width}x{self.height}")
+        check((self.width == 0) == (self.height == 0) and 0 <= self.width <= 16384 and 0 <= self.height <= 16384,
+              where, f"width and height: both 0 (any size) or both in 1-16384, got {self.width}x{self.height}")
 
 
 @dataclass(frozen=True)
 class SyncConfig:
+    """Pairing each CSI report with the camera frame nearest in time."""
     max_skew_ms: float = 100.0              # a frame pairs with CSI only if |t_frame - t_csi| <= this
                                             # (one frame period at 10 fps: every CSI report has a frame)
     deadline_ms: float = 1.0                # wait at most this (after the CSI arrived) for a nearer, later frame
@@ -70,13 +89,14 @@ class SyncConfig:
     frames_per_camera: int = 16             # ring buffer of recent frames per camera
 
     def validate(self, where: str) -> None:
-        check(self.max_skew_ms >= 0, f"{where}.max_skew_ms", "must be >= 0")
-        check(self.deadline_ms >= 0, f"{where}.deadline_ms", "must be >= 0")
-        check(self.frames_per_camera >= 1, f"{where}.frames_per_camera", "must be >= 1")
+        check_range(self.max_skew_ms, 0, 60_000, f"{where}.max_skew_ms")
+        check_range(self.deadline_ms, 0, 60_000, f"{where}.deadline_ms")
+        check_range(self.frames_per_camera, 1, 10_000, f"{where}.frames_per_camera")
 
 
 @dataclass(frozen=True)
 class BatchConfig:
+    """Micro-batching of paired reports for inference."""
     max_batch: int = 32                     # UEs per inference call
     max_wait_us: int = 0                    # a partial batch waits at most this for more UEs; 0: run as soon
                                             # as the sockets are drained (under load, what arrives during a
@@ -85,22 +105,27 @@ class BatchConfig:
     reuse_frames: bool = True               # embed each camera frame once for all its UEs (false: per UE)
 
     def validate(self, where: str) -> None:
-        check(1 <= self.max_batch <= 4096, f"{where}.max_batch", "must be in [1, 4096]")
-        check(self.max_wait_us >= 0, f"{where}.max_wait_us", "must be >= 0")
-        check(self.queue >= self.max_batch, f"{where}.queue", "must be >= max_batch")
+        check_range(self.max_batch, 1, 4096, f"{where}.max_batch")
+        check_range(self.max_wait_us, 0, 10_000_000, f"{where}.max_wait_us")
+        check_range(self.queue, self.max_batch, 10_000_000, f"{where}.queue")
 
 
 @dataclass(frozen=True)
 class BackendConfig:
-    name: Literal["auto", "onnxruntime", "tensorrt", "torch"] = "auto"
-    precision: Literal["fp32", "fp16"] = "fp32"
+    """The inference backend that runs the artifact's graphs."""
+    name: Literal["auto", "onnxruntime", "tensorrt", "torch"] = "auto"   # auto: tensorrt with a GPU, else onnxruntime
+    precision: Literal["fp32", "fp16"] = "fp32"   # fp16: the mixed-precision encoders (`wmfm export --fp16`)
     threads: int = 1                        # CPU threads per inference call (onnxruntime/torch); 0 = the library's
                                             # default. 1: the loop and the frame worker each run one at a time
                                             # (1000 UE/s on 2 cores: p99 9 ms with 1, 11-21 ms with 2)
 
+    def validate(self, where: str) -> None:
+        check_range(self.threads, 0, 1024, f"{where}.threads")
+
 
 @dataclass(frozen=True)
 class RedisConfig:
+    """Where insights are written (the RIC's SDL/dbaas, or an embedded redis-server)."""
     url: str = "embedded"                   # "embedded" (a private redis-server the app starts), redis://, rediss://, unix://
     namespace: str = "wmfm"                 # SDL namespace: keys are "{wmfm},..."
     stream_maxlen: int = 100000             # XADD MAXLEN ~ (approximate trim)
@@ -108,23 +133,19 @@ class RedisConfig:
     username: str = ""                      # ACL user
     password_env: str = ""                  # name of the env variable holding the password (never in the file)
     tls_ca_file: str = ""                   # rediss:// with this CA; client cert/key below for mutual TLS
-    tls_cert_file: str = ""
-    tls_key_file: str = ""
+    tls_cert_file: str = ""                 # client certificate (mutual TLS)
+    tls_key_file: str = ""                  # client key (mutual TLS)
     retry_backoff_ms: tuple[float, float] = (50.0, 2000.0)   # exponential backoff: first, cap
 
     def validate(self, where: str) -> None:
         check(self.url == "embedded" or self.url.split("://")[0] in ("redis", "rediss", "unix"), f"{where}.url",
               f"expected 'embedded' or a redis://, rediss:// or unix:// URL, got {self.url!r}")
         check(bool(self.namespace) and "," not in self.namespace, f"{where}.namespace", "non-empty, no comma")
-        check(self.stream_maxlen >= 1 and self.buffer >= 1, f"{where}", "stream_maxlen and buffer must be >= 1")
+        check_range(self.stream_maxlen, 1, 1 << 40, f"{where}.stream_maxlen")
+        check_range(self.buffer, 1, 100_000_000, f"{where}.buffer")
         first, cap = self.retry_backoff_ms
-        check(0 < first <= cap, f"{where}.retry_backoff_ms", f"expected 0 < first <= cap, got [{first}, {cap}]")
-
-
-def check_cell(cell: str, where: str) -> None:
-    plmn, _, nr = cell.partition(":")
-    check(plmn.isdigit() and len(plmn) in (5, 6) and nr.isdigit(), where,
-          f"expected <plmn>:<nr_cell_id> like 00101:1, got {cell!r}")
+        check(0 < first <= cap <= 3_600_000, f"{where}.retry_backoff_ms",
+              f"expected 0 < first <= cap <= 3600000 ms, got [{first}, {cap}]")
 
 
 @dataclass(frozen=True)
@@ -143,12 +164,18 @@ class ScalingConfig:
 
 @dataclass(frozen=True)
 class HttpConfig:
-    host: str = "0.0.0.0"
+    """The HTTP surface: health, config and Prometheus metrics (/ric/v1/...)."""
+    host: str = "0.0.0.0"                   # address the HTTP surface listens on
     port: int = 8080                        # 0 = a free port (tests)
+
+    def validate(self, where: str) -> None:
+        check(bool(self.host), f"{where}.host", "must not be empty")
+        check_range(self.port, 0, 65535, f"{where}.port")
 
 
 @dataclass(frozen=True)
 class XAppConfig:
+    """The xApp's controls (the descriptor's `controls` section)."""
     artifact: str = "artifact"              # `wmfm export` output folder
     backend: BackendConfig = field(default_factory=BackendConfig)
     indications: SocketConfig = field(default_factory=SocketConfig)
@@ -160,9 +187,9 @@ class XAppConfig:
     redis: RedisConfig = field(default_factory=RedisConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     scaling: ScalingConfig = field(default_factory=ScalingConfig)
-    los_threshold: float = 0.5
+    los_threshold: float = 0.5              # an insight says LoS when p_los > this
     drain_s: float = 5.0                    # SIGTERM: finish in-flight work within this, then exit
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"   # DEBUG logs every dropped message
 
     def validate(self, where: str) -> None:
         check(bool(self.cameras), f"{where}.cameras", "at least one camera")
@@ -171,7 +198,7 @@ class XAppConfig:
                 check(getattr(self, name).mode == "bind", f"{where}.{name}.mode",
                       "must be bind with curve enabled (the xApp is the CURVE server)")
         check(0.0 < self.los_threshold < 1.0, f"{where}.los_threshold", "must be in (0, 1)")
-        check(self.drain_s >= 0, f"{where}.drain_s", "must be >= 0")
+        check_range(self.drain_s, 0, 3600, f"{where}.drain_s")
         owners: dict[str, str] = {}
         for cam, c in self.cameras.items():
             for cell in c.cells:

@@ -21,10 +21,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from wmfm.xapp import inference
 
 from wmfm.artifact import Artifact
-
-from . import inference
 
 COMPONENTS = ("csi", "image", "heads", "fused")
 BASELINE = "torch-eager"

@@ -1,4 +1,4 @@
-"""Twin and cache benchmark: `python -m wmfm.sim.bench --scenes 2000 [--cache] [--out JSON]`.
+"""`wmfm bench twin`: the twin generator (and the cache build) against the clock.
 
 Runs the generator pinned to one core (it is single-threaded) and reports scenes per second,
 with a per-stage breakdown measured on the same world in a second pass; `--cache` also times
@@ -7,7 +7,6 @@ with a per-stage breakdown measured on the same world in a second pass; `--cache
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -21,9 +20,9 @@ def stage_breakdown(n: int, seed: int) -> dict:
 
     from PIL import Image
 
-    from .twin.config import TwinConfig
-    from .twin.generate import Twin
-    from .twin.writer import mat_bytes, path_cell
+    from ..twin.generate import Twin
+    from ..twin.params import TwinConfig
+    from ..twin.writer import mat_bytes, path_cell
 
     twin = Twin(TwinConfig(), seed)
     t = dict.fromkeys(("traffic", "trace", "render", "encode"), 0.0)
@@ -44,37 +43,33 @@ def stage_breakdown(n: int, seed: int) -> dict:
     return {k: round(v / n * 1e3, 3) for k, v in t.items()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--scenes", type=int, default=2000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cache", action="store_true", help="also time the cache build")
-    p.add_argument("--out", type=Path)
-    args = p.parse_args(argv)
+def run(scenes: int, seed: int = 0, cache: bool = False) -> dict:
+    """Scenes per second pinned to one core, the stage breakdown, and (`cache`) the cache build time."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    from .twin.generate import generate
+    from ..twin.generate import generate
 
-    result = {"scenes": args.scenes, "cores": 1}
+    result = {"scenes": scenes, "cores": 1}
     with tempfile.TemporaryDirectory() as tmp:
-        s = generate(Path(tmp), "bench", args.scenes, args.seed, progress=False)
+        s = generate(Path(tmp), "bench", scenes, seed, progress=False)
         result.update({"generate_seconds": s["seconds"], "scenes_per_s": s["scenes_per_s"],
                        "nlos_share": s["nlos_share"], "mean_vehicles_on_road": s["mean_vehicles_on_road"]})
-        result["stage_ms_per_scene"] = stage_breakdown(min(args.scenes, 500), args.seed)
-        if args.cache:
-            from .dataset import build
+        result["stage_ms_per_scene"] = stage_breakdown(min(scenes, 500), seed)
+        if cache:
+            from ..dataset import build
 
             t0 = time.perf_counter()
             meta = build(Path(tmp) / "bench", Path(tmp) / "cache", progress=False)
             result["cache_build_seconds"] = round(time.perf_counter() - t0, 2)
             result["cache_samples"] = meta["samples"]
             result["cache_bytes"] = int(sum(f.stat().st_size for f in (Path(tmp) / "cache").iterdir()))
+    return result
+
+
+def main(args) -> int:
+    result = run(args.scenes, args.seed, args.cache)
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,158 @@
+"""`wmfm bench xapp`: the whole service under load, against a naive baseline, in one run.
+
+For each variant (wmfm: the configured backend, micro-batching and frame-embedding reuse;
+baseline: torch eager, batch 1, every UE embeds its frame again) it starts a private
+redis-server and the xApp (`python -m wmfm.xapp`, loopback endpoints) and replays a synthetic
+load into it (loadgen.py: cameras x UEs per frame at a rate, or as fast as the xApp takes
+them), read back by the replay's scorer: end-to-end latency = the insight read back from Redis
+- the CSI collection time (same host clock), so decode, sync, batching, inference, the Redis
+write and the delivery are all in it. Reports sustained throughput, p50/p99/p99.9 latency,
+sent/received/lost, the xApp's own stage breakdown (its metrics endpoint) and the ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from wmfm.xapp.redis_server import EmbeddedRedis
+
+from wmfm.artifact import Artifact
+
+from .. import loadgen
+from ..player import ReplayConfig
+from ..probe import stage_table
+from ..replay import replay
+from ..spawn import XAppProcess
+
+BASELINE = ["backend.name=torch", "batch.max_batch=1", "batch.reuse_frames=false"]
+
+
+def run_variant(art: Artifact, rec, overrides: list[str], max_rate: bool, duration_s: float, count: int | None,
+                endpoints: dict | None = None, progress: bool = False) -> dict:
+    """One measured run: against `endpoints` (a running xApp + its Redis), or a private xApp + redis-server."""
+    cfg = ReplayConfig(max_rate=max_rate, loop=max_rate, duration_s=duration_s, count=count, bundle=True,
+                       cells=loadgen.cells(len(rec.cameras)), settle_s=3.0)
+    if endpoints is not None:
+        s = replay(rec, endpoints["indications"], endpoints["frames"], endpoints["redis"], cfg, progress=progress)
+        return _summary(s, overrides, None)
+    with tempfile.TemporaryDirectory(prefix="wmfm-bench-") as tmp, EmbeddedRedis(Path(tmp) / "redis") as srv:
+        # max rate: a short queue, so the figures measure the service, not time spent queued
+        hwm = "indications.rcvhwm=16" if max_rate else "indications.rcvhwm=2000"
+        ov = [f"cameras={json.dumps(rec.cameras_control())}", "frames.rcvhwm=64", hwm, *overrides]
+        with XAppProcess(art.root, srv.url, ov, Path(tmp) / "xapp.log") as xapp:
+            try:
+                s = replay(rec, xapp.endpoints["indications"], xapp.endpoints["frames"], srv.url, cfg,
+                           metrics_url=xapp.metrics_url, progress=progress)
+            finally:
+                code = xapp.stop()
+    return _summary(s, overrides, code)
+
+
+def _summary(s: dict, overrides: list[str], code: int | None) -> dict:
+    lat = np.array([r["latency_ms"] for r in s["_rows"]])
+    dl = np.array([r["latency_ms"] - r["publish_latency_ms"] for r in s["_rows"]])   # Redis write + delivery
+
+    def pct(a, q):
+        return float(np.percentile(a, q)) if len(a) else None
+    out = {"overrides": overrides, "sent": s["sent"]["reports"], "indications": s["sent"]["indications"],
+           "received": s["received"], "lost": s["lost"], "frames_sent": s["sent"]["frames"],
+           "offered_per_s": s["sent"]["reports"] / max(s["send_s"], 1e-9), "throughput_per_s": s["throughput_per_s"],
+           "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "p999_ms": pct(lat, 99.9), "max_ms": pct(lat, 100),
+           "csi_only_share": s["csi_only_share"], "exit_code": code, "stalled": s["stalled"],
+           "delivery_p50_ms": pct(dl, 50), "delivery_p99_ms": pct(dl, 99), "_latency_ms": lat}
+    if "xapp" in s:
+        out["xapp"] = s["xapp"]                # what the xApp counted, and its stage breakdown
+    return out
+
+
+def run(artifact: str | Path, rate: float, max_rate: bool, duration_s: float, ues: int, cameras: int,
+        fps: float = 10.0, count: int | None = None, overrides: list[str] = (), baseline: bool = True,
+        endpoints: dict | None = None, progress: bool = False, log=print) -> dict:
+    """`endpoints` ({"indications", "frames", "redis"}): measure a running xApp (no baseline then).
+    Max rate plays the load of `rate` (its mix of frames and reports) as fast as the xApp takes it."""
+    art = Artifact.load(artifact)
+    rec = loadgen.recording(art, cameras, ues, rate, fps, duration_s)
+    variants = {"wmfm": list(overrides)}
+    if baseline and endpoints is None:
+        variants["baseline"] = [*overrides, *BASELINE]     # the user's controls, then the naive path
+    out = {"format": "wmfm-bench-xapp/2", "artifact": str(artifact), "model": art.version,
+           "parameters": art.manifest["model"].get("parameters"),
+           "random_init": bool(art.manifest.get("checkpoint_meta", {}).get("random_init")),
+           "rate": rate, "max_rate": max_rate, "duration_s": duration_s, "ues_per_frame": ues, "cameras": cameras,
+           "fps": fps, "frame_size": list(rec.cameras[next(iter(rec.cameras))])}
+    for name, ov in variants.items():
+        log(f"{name}: {'max rate' if max_rate else 'real time'}, {rate:g} UE reports/s load for {duration_s:g} s, "
+            f"{cameras} camera(s) x {ues} UEs, {fps:g} fps ({' '.join(ov) or 'configured defaults'})")
+        out[name] = run_variant(art, rec, ov, max_rate, duration_s, count, endpoints, progress)
+    w = out["wmfm"]
+    out.update({k: w[k] for k in ("throughput_per_s", "p50_ms", "p99_ms", "p999_ms", "sent", "received", "lost")})
+    if "baseline" in out and out["baseline"]["throughput_per_s"]:
+        out["ratio_vs_baseline"] = w["throughput_per_s"] / out["baseline"]["throughput_per_s"]
+        if w["p99_ms"] and out["baseline"]["p99_ms"]:
+            out["p99_ratio_baseline_over_wmfm"] = out["baseline"]["p99_ms"] / w["p99_ms"]
+    return out
+
+
+def _f(x) -> str:
+    return f"{x:.2f}" if x is not None else "-"
+
+
+def table(rep: dict) -> str:
+    rows = [f"{'variant':<10}{'sent':>8}{'recv':>8}{'lost':>6}{'thr/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}"
+            f"{'csi_only':>10}"]
+    for name in ("wmfm", "baseline"):
+        if name in rep:
+            v = rep[name]
+            rows.append(f"{name:<10}{v['sent']:>8}{v['received']:>8}{v['lost']:>6}{v['throughput_per_s']:>9.0f}"
+                        f"{_f(v['p50_ms']):>9}{_f(v['p99_ms']):>9}{_f(v['p999_ms']):>10}"
+                        f"{(v['csi_only_share'] or 0):>10.1%}")
+    if "ratio_vs_baseline" in rep:
+        rows.append(f"throughput ratio vs baseline: {rep['ratio_vs_baseline']:.2f}x")
+    if "xapp" in rep["wmfm"]:
+        rows.append(stage_table(rep["wmfm"]["xapp"]))
+    return "\n".join(rows)
+
+
+def plot(rep: dict, path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name in ("wmfm", "baseline"):
+        if name in rep and len(rep[name]["_latency_ms"]):
+            lat = np.sort(rep[name]["_latency_ms"])
+            ax.plot(lat, np.arange(1, len(lat) + 1) / len(lat), label=f"{name} ({rep[name]['throughput_per_s']:.0f}/s)")
+    ax.set_xscale("log")
+    ax.set_xlabel("end-to-end latency, ms (CSI collection -> insight read from Redis)")
+    ax.set_ylabel("CDF")
+    load = f"max rate ({rep['rate']:g}/s mix)" if rep["max_rate"] else f"{rep['rate']:g} UE reports/s"
+    ax.set_title(f"wmfm bench xapp: {load}, {rep['cameras']} cameras x {rep['ues_per_frame']} UEs")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(args) -> int:
+    eps = None
+    if args.indications or args.frames or args.redis:
+        if not (args.indications and args.frames and args.redis):
+            from wmfm.config import ConfigError
+            raise ConfigError("--indications, --frames and --redis: give all three to measure a running xApp")
+        eps = {"indications": args.indications, "frames": args.frames, "redis": args.redis}
+    rep = run(args.artifact, args.rate, args.max_rate, args.duration, args.ues_per_frame, args.cameras, args.fps,
+              args.count, args.set, baseline=not args.no_baseline, endpoints=eps, progress=not args.quiet)
+    print(table(rep))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        png = plot(rep, args.out.with_suffix(".png"))
+        clean = {k: ({kk: vv for kk, vv in v.items() if not kk.startswith("_")} if isinstance(v, dict) else v)
+                 for k, v in rep.items()}
+        args.out.write_text(json.dumps(clean, indent=2))
+        print(f"wrote {args.out} and {png}")
+    return 0

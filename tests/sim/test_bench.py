@@ -1,0 +1,56 @@
+"""The benchmarks (`wmfm bench twin|model|xapp`): figures against their baseline, JSON and PNG."""
+
+import json
+
+import pytest
+from wmfm.sim.bench import model as bench
+
+from wmfm.cli import main
+
+
+def test_bench_twin_reports_scenes_per_second_and_the_stage_breakdown(tmp_path, capsys):
+    out = tmp_path / "twin.json"
+    assert main(["bench", "twin", "--scenes", "40", "--out", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["scenes"] == 40 and rep["scenes_per_s"] > 0
+    assert set(rep["stage_ms_per_scene"]) == {"traffic", "trace", "render", "encode"}
+    assert json.loads(capsys.readouterr().out) == rep
+
+
+def test_bench_model_reports_every_backend_against_torch_eager(artifact, tmp_path, capsys):
+    rep = bench.run(artifact, calls=30, batches=(1, 8), rounds=2, progress=False, log=lambda *_: None)
+    got = {(r["backend"], r["component"], r["batch"]) for r in rep["results"]}
+    for be in ("torch-eager", "onnxruntime"):
+        for comp in bench.COMPONENTS:
+            assert {(be, comp, 1), (be, comp, 8)} <= got
+    for r in rep["results"]:
+        assert 0 < r["p50_ms"] <= r["p99_ms"] and r["throughput_per_s"] > 0
+        assert r["calls"] >= (30 if r["batch"] == 1 else 50)
+    assert rep["speedup_vs_torch_eager"]["onnxruntime"] > 0
+    out = tmp_path / "bench.json"
+    assert main(["bench", "model", "--artifact", str(artifact), "--calls", "20", "--rounds", "1",
+                 "--out", str(out), "--quiet", "--backends", "onnxruntime"]) == 0
+    saved = json.loads(out.read_text())
+    assert saved["format"] == "wmfm-bench-model/1" and set(saved["speedup_vs_torch_eager"]) == {"onnxruntime"}
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    assert "speed-up over torch eager" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_bench_xapp_reports_throughput_latency_and_the_baseline_ratio(artifact, tmp_path, capsys):
+    out = tmp_path / "bench_xapp.json"
+    assert main(["bench", "xapp", "--artifact", str(artifact), "--rate", "80", "--duration", "2",
+                 "--ues-per-frame", "4", "--cameras", "2", "--out", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    for k in ("throughput_per_s", "p50_ms", "p99_ms", "p999_ms", "sent", "received", "lost", "ratio_vs_baseline"):
+        assert k in rep
+    for v in ("wmfm", "baseline"):
+        r = rep[v]
+        assert r["sent"] > 100 and r["received"] + r["lost"] == r["sent"] and r["exit_code"] == 0
+        assert r["indications"] * 4 == r["sent"] and r["frames_sent"] >= 30      # 4 UEs per indication; 2 x 10 fps
+        assert 0 < r["p50_ms"] <= r["p99_ms"] <= r["p999_ms"]
+        assert {"decode", "infer", "redis"} <= set(r["xapp"]["stages"])
+    assert rep["lost"] == 0 and rep["received"] == rep["sent"]
+    assert rep["baseline"]["overrides"] == ["backend.name=torch", "batch.max_batch=1", "batch.reuse_frames=false"]
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    assert "throughput ratio vs baseline" in capsys.readouterr().out

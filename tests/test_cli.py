@@ -1,0 +1,103 @@
+"""The `wmfm` command line: every mistake gives one line naming the sub-command and exit status 2,
+Ctrl-C gives one line and 130, and every flag says what it does and its default."""
+
+import _thread
+import argparse
+import threading
+
+import pytest
+
+from wmfm.cli import build_parser, main
+
+
+def one_line(capsys, prog: str, want: str) -> None:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"{prog}: error: ") and want in err[0], err
+
+
+@pytest.mark.parametrize("argv, prog, want", [
+    (["twin", "generate", "--out", "x", "--scenes", "-5"], "wmfm twin generate",
+     "argument --scenes: must be >= 1, got -5"),
+    (["twin", "generate", "--out", "x", "--seed", "-1"], "wmfm twin generate", "argument --seed: must be in [0, "),
+    (["twin", "generate", "--out", "x", "--scene", "10"], "wmfm twin generate", "unrecognized arguments: --scene 10"),
+    (["twin", "generat"], "wmfm twin", "invalid choice: 'generat'"),
+    (["dataset", "build", "--scenario", "s", "--out", "c", "--image-size", "0", "64"], "wmfm dataset build",
+     "argument --image-size: must be in [8, 4096], got 0"),
+    (["experiment", "--preset", "big", "--out", "x"], "wmfm experiment", "argument --preset: invalid choice: 'big'"),
+    (["experiment", "--out", "x"], "wmfm experiment", "the following arguments are required: --preset"),
+    (["train", "heads", "--cache", "c", "--out", "o", "--encoders", "e"], "wmfm train heads",
+     "required: --preset"),
+    (["train", "e2e", "--cache", "c", "--out", "o", "--preset", "tiny", "--fraction", "0"], "wmfm train e2e",
+     "argument --fraction: must be in (0, 1], got 0"),
+    (["export", "--random-init", "--preset", "cpu", "--out", "a", "--max-batch", "0"], "wmfm export",
+     "argument --max-batch: must be in [1, 4096], got 0"),
+    (["export", "--out", "a"], "wmfm export", "one of the arguments --checkpoint --random-init is required"),
+    (["replay", "--scenario", "s", "--jitter-ms", "nan"], "wmfm replay", "argument --jitter-ms: must be a finite"),
+    (["bench", "xapp", "--artifact", "a", "--duration", "0"], "wmfm bench xapp",
+     "argument --duration: must be in (0, 600], got 0"),
+    (["demo", "--speed", "0"], "wmfm demo", "argument --speed: must be > 0, got 0"),
+    (["scale", "--duration", "-1"], "wmfm scale", "argument --duration: must be in (0, 3600], got -1"),
+    (["xapp", "--set", "http.port=99999", "--artifact", "nowhere"], "wmfm xapp",
+     "controls.http.port: must be in [0, 65535], got 99999"),
+    (["xapp", "--set", "indications.endpoint=tcp://127.0.0.1:99999"], "wmfm xapp",
+     "controls.indications.endpoint: port must be in 1-65535"),
+    (["xapp", "--set", "sync.deadline_ms=Infinity"], "wmfm xapp",
+     "controls.sync.deadline_ms: expected a finite number, got inf"),
+    (["xapp", "--set", "drain_s=1e9"], "wmfm xapp", "controls.drain_s: must be in [0, 3600]"),
+    (["nonsense"], "wmfm", "invalid choice: 'nonsense'"),
+])
+def test_every_mistake_is_one_line_naming_the_command(argv, prog, want, capsys):
+    assert main(argv) == 2
+    one_line(capsys, prog, want)
+
+
+def test_an_existing_output_needs_overwrite_for_every_command_that_writes_one(tmp_path, capsys):
+    out = tmp_path / "exp"
+    out.mkdir()
+    (out / "report.json").write_text("{}")
+    assert main(["experiment", "--preset", "tiny", "--out", str(out)]) == 2
+    one_line(capsys, "wmfm experiment", "already exists (pass --overwrite")
+    assert (out / "report.json").read_text() == "{}"
+    (tmp_path / "art").mkdir()
+    assert main(["export", "--random-init", "--preset", "tiny", "--out", str(tmp_path / "art")]) == 2
+    one_line(capsys, "wmfm export", "already exists")
+
+
+def test_experiment_overwrite_keeps_only_the_data(tmp_path):
+    from wmfm.pipeline import check_out
+    out = tmp_path / "exp"
+    (out / "data" / "cache").mkdir(parents=True)
+    (out / "report.md").write_text("old")
+    (out / "plots").mkdir()
+    check_out(out, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["data"]
+    check_out(tmp_path / "new", overwrite=False)             # a new folder needs nothing
+
+
+def test_ctrl_c_stops_twin_generate_with_one_line_and_leaves_nothing(tmp_path, capsys):
+    timer = threading.Timer(1.5, _thread.interrupt_main)
+    timer.start()
+    rc = main(["twin", "generate", "--out", str(tmp_path), "--name", "t", "--scenes", "100000", "--quiet"])
+    timer.cancel()
+    assert rc == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["wmfm twin generate: interrupted"]
+    assert not (tmp_path / "t").exists()
+
+
+def test_every_flag_has_help_and_no_abbreviation_is_accepted():
+    def walk(p: argparse.ArgumentParser):
+        yield p
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for sub in a.choices.values():
+                    yield from walk(sub)
+    parsers = list(walk(build_parser()))
+    assert len(parsers) > 15
+    for p in parsers:
+        assert not p.allow_abbrev, p.prog
+        for a in p._actions:
+            if a.option_strings and not isinstance(a, argparse._HelpAction):
+                assert a.help, f"{p.prog} {a.option_strings[0]}: no help"
+        text = p.format_help()
+        assert "(default: None)" not in text and "(default: False)" not in text
+    assert "(default: 1000)" in next(p for p in parsers if p.prog == "wmfm twin generate").format_help()
