@@ -1,7 +1,7 @@
 """`wmfm bench model`: latency and throughput of every available backend vs torch eager.
 
-For each backend and for torch eager in the same run, on held-out samples from the
-artifact's reference.npz:
+For each backend and for torch eager in the same run, on the artifact's reference inputs
+(reference.npz: held-out samples, or synthetic ones for a `--random-init` artifact):
 - batch 1: p50/p99 latency over `calls` (>= 1000 by default) timed calls after warm-up, of the
   CSI encoder, the image encoder, the fused heads, and the fused path (both encoders + heads);
 - batch 8 and 32: the same figures and the throughput (samples/s).
@@ -135,7 +135,7 @@ def table(report: dict) -> str:
         rows.append(f"{r['backend']:<18}{r['component']:<10}{r['batch']:>6}{r['p50_ms']:>10.3f}{r['p99_ms']:>10.3f}"
                     f"{r['throughput_per_s']:>12.0f}")
     for label, p in report["parity"].items():
-        rows.append(f"parity {label:<18} vs export-time torch on {p['samples']} held-out samples: LoS agreement "
+        rows.append(f"parity {label:<18} vs export-time torch on {p['samples']} reference samples: LoS agreement "
                     f"{min(p['heads_fused']['los_agreement'], p['heads_csi']['los_agreement']):.3f}, position error "
                     f"<= {max(p['heads_fused']['position_max_err_m'], p['heads_csi']['position_max_err_m']):.2g} m, "
                     f"largest max-abs diff {max(p['max_abs_diff'].values()):.2g}")
