@@ -21,11 +21,11 @@ $(VENV)/.done: pyproject.toml Makefile
 
 setup: $(VENV)/.done
 
-# The fast suite (~1.5 min): no training; the service runs a random-weight model of the deployed size
+# The fast suite (~75 s): no training; the service runs a random-weight model of the deployed size
 test: setup
 	$(PY) -m pytest -q
 
-# Everything, the `slow` end-to-end tests included (a trained model, several xApps, the demo; ~5 min)
+# Everything, the `slow` end-to-end tests included (a trained model, several xApps, the demo; ~3 min)
 test-all: setup
 	$(PY) -m pytest -q -m ""
 

@@ -2,7 +2,7 @@
 
 The official `deepverse` package fails on bad input deep inside pandas/scipy, or silently
 (a stray image shifts every index, an extra UE file drops UEs). Before anything is read
-through it, `inspect` checks the layout described in shared/docs/deepverse6g-format.md and
+through it, `inspect` checks the layout described in docs/deepverse6g-format.md and
 raises one `ScenarioError` naming the file and the field. It also reads what deepverse does
 not expose correctly: the per-path LoS flags (its `LoS_status` is always -1).
 """

@@ -101,3 +101,18 @@ def test_every_flag_has_help_and_no_abbreviation_is_accepted():
         text = p.format_help()
         assert "(default: None)" not in text and "(default: False)" not in text
     assert "(default: 1000)" in next(p for p in parsers if p.prog == "wmfm twin generate").format_help()
+
+
+def test_ctrl_c_stops_an_experiment_with_one_line(tmp_path, capsys):
+    timer = threading.Timer(3.0, _thread.interrupt_main)
+    timer.start()
+    rc = main(["experiment", "--preset", "tiny", "--out", str(tmp_path / "exp"), "--quiet"])
+    timer.cancel()
+    assert rc == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["wmfm experiment: interrupted"]
+    assert not (tmp_path / "exp" / "report.json").exists()
+    data = tmp_path / "exp" / "data"                          # nothing half-written: a twin is complete or absent,
+    twin = data / "twin"                                       # a cache is complete or absent, no temporary folder
+    assert not twin.exists() or (twin / "param" / "twin.json").is_file()
+    assert not (data / "cache").exists() or (data / "cache" / "meta.json").is_file()
+    assert not data.exists() or not [p for p in data.iterdir() if p.name.startswith(".")]

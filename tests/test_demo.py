@@ -24,3 +24,23 @@ def test_demo_reuses_the_artifact_replays_the_test_split_and_shuts_down_cleanly(
     assert f"LoS balanced accuracy {s['scores']['los_balanced_accuracy']:.4f}" in text
     for png in s["plots"]:
         assert png in text
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_demo_and_its_xapp_and_keeps_the_partial_replay(tiny, tiny_artifact, tmp_path, capsys):
+    import _thread
+    import threading
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "data").symlink_to(tiny[0] / "data")
+    (out / "artifact").symlink_to(tiny_artifact)
+    timer = threading.Timer(12.0, _thread.interrupt_main)      # during the 30 s replay, as Ctrl-C would
+    timer.start()
+    rc = main(["demo", "--out", str(out), "--quiet"])
+    timer.cancel()
+    assert rc == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "wmfm demo: interrupted"
+    s = json.loads((out / "replay" / "replay.json").read_text())
+    assert s["interrupted"] and 0 < s["received"] < 118
+    log = [json.loads(line) for line in (out / "xapp.log").read_text().splitlines() if line.startswith("{")]
+    assert log[-1]["msg"] == "drained"                         # the xApp was told to stop, and drained

@@ -113,7 +113,15 @@ def test_docstrings_describe_the_present():
         assert not re.search(r"built by the \w+ issue|no longer", text), path
 
 
-LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+LINK = re.compile(r"\]\(([^)#\s]*)(?:#([^)]*))?\)")
+
+
+def anchors(md: Path) -> set[str]:
+    """The heading anchors of a Markdown page, as GitHub writes them."""
+    out = set()
+    for h in re.findall(r"^#+\s+(.*)$", md.read_text(), re.M):
+        out.add(re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-"))
+    return out
 
 
 def markdown_files() -> list[Path]:
@@ -122,10 +130,12 @@ def markdown_files() -> list[Path]:
 
 def test_every_link_in_the_docs_stays_in_the_repository_and_exists():
     for md in markdown_files():
-        for target in LINK.findall(md.read_text()):
+        for target, anchor in LINK.findall(md.read_text()):
             assert "://" not in target and not target.startswith("mailto:"), f"{md.name}: external link {target}"
-            dest = (md.parent / target).resolve()
+            dest = (md.parent / target).resolve() if target else md
             assert dest.is_relative_to(ROOT) and dest.exists(), f"{md.relative_to(ROOT)}: {target} does not exist"
+            if anchor and dest.suffix == ".md":
+                assert anchor in anchors(dest), f"{md.relative_to(ROOT)}: {target}#{anchor}: no such heading"
         assert "../shared" not in md.read_text(), md
 
 

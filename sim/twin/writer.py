@@ -1,4 +1,4 @@
-"""Writes the DeepVerse6G on-disk format (see shared/docs/deepverse6g-format.md).
+"""Writes the DeepVerse6G on-disk format (docs/deepverse6g-format.md).
 
 <root>/<name>/
   param/scenario.yaml   modalities and sensors (camera pose in the sensor properties)

@@ -185,3 +185,25 @@ def test_summary_gains_and_smallest_winning_fraction():
     assert s["smallest_fraction_beating_e2e_full"] == {"los_balanced_accuracy": 1.0, "loc_mean_error_m": 0.2}
     row = next(r for r in s["table"] if r["method"] == "e2e" and r["label_fraction"] == 1.0)
     assert row["los_balanced_accuracy_std"] == pytest.approx(np.std([0.80, 0.81], ddof=1))
+
+
+def test_the_report_says_which_way_the_error_goes():
+    from wmfm.model.report import _error_change
+    assert _error_change(-55.1) == "WMFM's error 55.1 % higher"
+    assert _error_change(12.0) == "WMFM's error 12.0 % lower"
+
+
+def test_training_threads_leave_room_for_a_neighbour(monkeypatch):
+    import os
+
+    import torch
+    from wmfm.model.train import set_threads
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+        assert set_threads() == 2 == torch.get_num_threads()          # half the usable cores
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+        assert set_threads() == 1
+        assert set_threads(3) == 3 == torch.get_num_threads()         # --threads wins
+    finally:
+        torch.set_num_threads(before)

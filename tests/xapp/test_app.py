@@ -249,3 +249,16 @@ def test_sigterm_during_load_drains_and_exits_0(artifact, samples, tmp_path):
         if proc.poll() is None:
             proc.kill()
         server.close()
+
+
+def test_a_port_that_cannot_be_listened_on_stops_start_up_with_one_line(artifact, capsys):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        rc = main(["xapp", "--artifact", str(artifact), "--set", "http.host=127.0.0.1", "--set", f"http.port={port}",
+                   "--set", "indications.endpoint=tcp://127.0.0.1:*", "--set", "frames.endpoint=tcp://127.0.0.1:*"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"wmfm xapp: error: controls.http: cannot listen on 127.0.0.1:{port}" in err[0], err
