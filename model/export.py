@@ -185,8 +185,7 @@ def export(ckpt_path: str | Path, out: str | Path, cache: str | Path | None = No
            tol: Tolerance = Tolerance(), overwrite: bool = False, log=print) -> Artifact:
     """Write the artifact folder `out` (atomically); raises ArtifactError when parity fails."""
     ckpt_path, out = Path(ckpt_path), Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
+    _refuse_existing(out, overwrite)
     model, heads, ckpt = checkpoint.load_wmfm(ckpt_path)
     missing = [m for m in ("fused", "csi") if m not in heads]
     if ckpt["kind"] != "model" or missing:
@@ -208,8 +207,7 @@ def export_random(preset: str, out: str | Path, seed: int = 0, opset: int = 17, 
 
     from .experiment import preset as preset_config
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
+    _refuse_existing(out, overwrite)
     cfg = preset_config(preset)
     torch.manual_seed(seed)
     model = WMFM(cfg.model).eval()
@@ -223,6 +221,11 @@ def export_random(preset: str, out: str | Path, seed: int = 0, opset: int = 17, 
         ckpt = checkpoint.read(ckpt_path)
         held = synthetic_inputs(cfg.model, samples, seed)
         return _write(ckpt_path, ckpt, model, heads, held, out, opset, max_batch, fp16, reference, tol, log)
+
+
+def _refuse_existing(out: Path, overwrite: bool) -> None:
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
 
 
 def _write(ckpt_path: Path, ckpt: dict, model: WMFM, heads: dict, held: dict, out: Path, opset: int, max_batch: int,

@@ -145,7 +145,7 @@ def markdown(rep: dict, plots: dict) -> str:
              f"| LoS/NLoS balanced accuracy | {h['wmfm_los_ba']:.3f} | {h['e2e_los_ba']:.3f} | "
              f"{h['los_ba_gain_pct']:+.1f} % ({h['los_ba_gain_points']:+.1f} points) |",
              f"| mean localisation error [m] | {h['wmfm_loc_mean_error_m']:.2f} | {h['e2e_loc_mean_error_m']:.2f} | "
-             f"{_error_change(h['loc_error_reduction_pct'])} |",
+             f"{error_change(h['loc_error_reduction_pct'])} |",
              f"| training time [s] | {h['wmfm_train_time_s']:.1f} (heads) | {h['e2e_train_time_s']:.1f} | "
              f"{h['train_time_ratio']:.1f}x less ({h['train_time_ratio_with_embedding']:.1f}x with the "
              "embedding pass) |",
@@ -198,7 +198,7 @@ def markdown(rep: dict, plots: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _error_change(reduction_pct: float) -> str:
+def error_change(reduction_pct: float) -> str:
     """'WMFM's error 55.1 % higher' / '... lower' from the reduction (positive: WMFM lower)."""
     return f"WMFM's error {abs(reduction_pct):.1f} % {'lower' if reduction_pct > 0 else 'higher'}"
 

@@ -65,6 +65,3 @@ def recording(artifact, cameras: int, ues_per_frame: int, rate: float, fps: floa
     return Recording(f"synthetic: {cameras} camera(s) x {ues_per_frame} UEs, {rate:g} UE reports/s, {fps:g} fps "
                      f"{w}x{h}", period_s=min(tick, 1 / fps), split="synthetic", scenes=scenes)
 
-
-def cells(cameras: int) -> tuple[str, ...]:
-    return tuple(f"00101:{c + 1}" for c in range(cameras))

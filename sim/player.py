@@ -154,7 +154,7 @@ class Player:
         if by_cell and len(ind_eps) != len(cfg.cells):
             raise ConfigError(f"--route cell: needs one indication endpoint per cell, got {len(ind_eps)} endpoints "
                               f"for {len(cfg.cells)} cells")
-        named = {s.cell for s in rec.scenes if s.cell is not None} - set(cfg.cells)
+        named = set(rec.cells) - set(cfg.cells)
         if named:
             raise ConfigError(f"--cell: the recording's cells {sorted(named)} are not among {list(cfg.cells)}")
         self.rec, self.cfg, self.scorer = rec, cfg, scorer
@@ -164,7 +164,7 @@ class Player:
         try:
             # round_robin: one PUSH on every endpoint (ZeroMQ deals the messages out in turn); cell:
             # one PUSH per cell. Frames: each frame endpoint gets every frame (a PUSH each; bound: a PUB).
-            self._monitors: list = []                  # connecting: (monitor, endpoints) per socket
+            self._monitors: list = []                  # connecting: (socket, its monitor, its endpoints)
             ind_socks = [self._socket(zmq.PUSH, ep) for ep in ind_eps] if by_cell else \
                 [self._socket(zmq.PUSH, *ind_eps)]
             self.frm = [self._socket(zmq.XPUB if cfg.bind else zmq.PUSH, ep) for ep in frame_eps]

@@ -53,6 +53,11 @@ class Recording:
         return sum(len(s.ue_id) for s in self.scenes)
 
     @property
+    def cells(self) -> tuple[str, ...]:
+        """The cells the scenes name (none: the replay spreads the UEs over its own)."""
+        return tuple(sorted({s.cell for s in self.scenes if s.cell is not None}))
+
+    @property
     def cameras(self) -> dict[str, tuple[int, int]]:
         """{camera id: (width, height)} of the frames, in order of appearance."""
         out: dict[str, tuple[int, int]] = {}

@@ -51,7 +51,6 @@ def replay(rec: Recording, indications: str | list[str], frames: str | list[str]
 
     Ctrl-C stops the sending: the summary (``interrupted``) and the files cover what was sent."""
     from tqdm import tqdm
-    cfg.validate()
     urls = [u.strip() for u in metrics_url.split(",")] if metrics_url else []
     before = [probe.scrape(u) for u in urls]
     scorer = Scorer(redis_url, namespace, cfg.ran_name)

@@ -95,9 +95,7 @@ def _bounds(lo, hi, v, lo_open=False, hi_open=False) -> str:
 
 
 positive_int = int_range(1)
-non_negative_int = int_range(0)
 seed = int_range(0, 2**32 - 1)
-port = int_range(1, 65535)
 positive_float = float_range(0, lo_open=True)
 non_negative_float = float_range(0)
 probability = float_range(0, 1, hi_open=True)

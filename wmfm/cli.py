@@ -37,7 +37,7 @@ def build_parser() -> Parser:
     x = sub.add_parser("experiment", help="twin (or a scenario) -> cache -> WMFM vs E2E over label fractions and "
                                           "seeds -> report + deployable model.pt")
     x.add_argument("--preset", required=True, choices=model_cli.PRESETS,
-                   help="tiny: ~1.5 min (tests, demo); cpu: the reference, ~45 min on 2 cores; gpu: 20 000 scenes")
+                   help="tiny: ~1 min (tests, demo); cpu: the reference, ~45 min on 2 cores; gpu: 20 000 scenes")
     x.add_argument("--out", required=True, help="output folder (an existing one needs --overwrite)")
     x.add_argument("--overwrite", action="store_true",
                    help="replace the results in OUT (a twin and cache in OUT/data that match are reused)")
@@ -73,6 +73,7 @@ def _experiment(args) -> int:
 
     from wmfm import pipeline
     from wmfm.model.experiment import load_config
+    from wmfm.model.report import error_change
     from wmfm.model.train import set_threads
     cfg = load_config(args.preset, args.config)
     out = Path(args.out)
@@ -83,9 +84,8 @@ def _experiment(args) -> int:
     h = rep["summary"]["headline"]
     print(f"report        {out / 'report.md'}  ({rep['wall_time_s'] / 60:.1f} min)")
     print(f"LoS BA        WMFM {h['wmfm_los_ba']:.3f}  E2E {h['e2e_los_ba']:.3f}  ({h['los_ba_gain_pct']:+.1f} %)")
-    change = -h["loc_error_reduction_pct"]
     print(f"loc error     WMFM {h['wmfm_loc_mean_error_m']:.2f} m  E2E {h['e2e_loc_mean_error_m']:.2f} m  "
-          f"(WMFM {abs(change):.1f} % {'higher' if change > 0 else 'lower'})")
+          f"({error_change(h['loc_error_reduction_pct'])})")
     print(f"train time    {h['train_time_ratio']:.1f}x less ({h['train_time_ratio_with_embedding']:.1f}x with the "
           "embedding pass)")
     print(f"model         {out / 'model.pt'}")

@@ -18,8 +18,6 @@ from pathlib import Path
 
 from wmfm.config import to_dict
 
-OUTPUTS = ("report.json", "report.md", "config.json", "model.pt", "encoders.pt")
-
 
 def twin_config(cfg):
     """The twin the experiment config asks for (frame period, UEs per frame) on the twin's defaults."""
@@ -36,12 +34,12 @@ def prepare_cache(cfg, out: Path, scenario: Path | None, progress: bool) -> Path
     from wmfm.sim.twin.generate import generate
 
     cache = out / "data" / "cache"
-    wanted = {"config": to_dict(twin_config(cfg)), "seed": cfg.twin_seed, "scenes": cfg.scenes}
+    twin = to_dict(twin_config(cfg))
     if (cache / "meta.json").is_file():
         meta = json.loads((cache / "meta.json").read_text())
         gen = meta.get("generator") or {}
         src = str(scenario.resolve()) if scenario else str((out / "data" / "twin").resolve())
-        same_twin = scenario is not None or (gen.get("config") == wanted["config"] and gen.get("seed") == cfg.twin_seed
+        same_twin = scenario is not None or (gen.get("config") == twin and gen.get("seed") == cfg.twin_seed
                                              and meta["source"]["scenes"] == cfg.scenes)
         if meta["source"]["scenario"] == src and meta["image_size"] == list(cfg.image_size) and same_twin:
             return cache

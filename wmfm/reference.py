@@ -10,6 +10,7 @@ a test checks the committed pages are current):
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import sys
 import typing
@@ -67,7 +68,6 @@ def controls() -> str:
 
 
 def _json(v) -> str:
-    import json
     return json.dumps(v).replace("|", "\\|")
 
 
@@ -128,14 +128,13 @@ def messages() -> str:
                 last = list(m.groups())
                 last[-1] = (last[-1] or "").strip()
                 rows.append(last)
-        lead = []
     return "".join(out).rstrip() + "\n"
 
 
 def _row(r: list, kind: str) -> str:
     if kind == "message":
         label, tp, name, num, _, doc = r
-        return f"| `{name}` | {(label or '').strip()} `{tp}` | {num} | {_cell(doc)} |".replace("|  `", "| `")
+        return f"| `{name}` | {label or ''}`{tp}` | {num} | {_cell(doc)} |"
     name, num, _, doc = r
     return f"| `{name}` | {num} | {_cell(doc)} |"
 

@@ -126,13 +126,15 @@ class FrameSync:
         self.cams = {c: _Camera(cfg.frames_per_camera, start) for c in cameras}
         self.metrics = metrics
 
-    def _decided(self, pairs: list[Pairing], now_ns: int) -> list[Pairing]:
-        """Count the pairings decided now (result, time the report waited) and the reports left waiting."""
+    def _decided(self, pairs: list[Pairing], now_ns: int, waited: bool = True) -> list[Pairing]:
+        """Count the pairings decided now (result, time the report waited) and, when they came off
+        the waiting lists (`waited`), the reports left waiting."""
         if self.metrics is not None:
             for p in pairs:
                 self.metrics.sync.labels("fused" if p.frame is not None else "csi_only").inc()
                 self.metrics.stage.labels("sync_wait").observe(max(0, now_ns - p.report.received_ns) / 1e9)
-            self.metrics.waiting.set(self.pending())
+            if waited:
+                self.metrics.waiting.set(self.pending())
         return pairs
 
     def add_frame(self, frame: Frame, now_ns: int | None = None) -> list[Pairing]:
@@ -163,7 +165,7 @@ class FrameSync:
         cam = self.cams.get(camera_id) if camera_id is not None else None
         if self._decide_now(report, cam, now_ns):
             return self._decided([Pairing(report, cam.nearest(report.t_ns, self.skew_ns) if cam else None)],
-                                 now_ns)[0]
+                                 now_ns, waited=False)[0]
         cam.pending.append(report)
         if self.metrics is not None:
             self.metrics.waiting.set(self.pending())

@@ -188,9 +188,9 @@ def test_summary_gains_and_smallest_winning_fraction():
 
 
 def test_the_report_says_which_way_the_error_goes():
-    from wmfm.model.report import _error_change
-    assert _error_change(-55.1) == "WMFM's error 55.1 % higher"
-    assert _error_change(12.0) == "WMFM's error 12.0 % lower"
+    from wmfm.model.report import error_change
+    assert error_change(-55.1) == "WMFM's error 55.1 % higher"
+    assert error_change(12.0) == "WMFM's error 12.0 % lower"
 
 
 def test_training_threads_leave_room_for_a_neighbour(monkeypatch):
