@@ -20,8 +20,10 @@ PRESETS = ("cpu", "gpu", "tiny")       # model/experiment.py's PRESETS (a test c
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    def common(p):
-        p.add_argument("--cache", type=Path, required=True, help="`wmfm dataset build` output")
+    def common(p, cache_required=True):
+        p.add_argument("--cache", type=Path, required=cache_required,
+                       help="`wmfm dataset build` output" + ("" if cache_required else " (its train split; no labels "
+                                                                                       "are read)"))
         p.add_argument("--out", type=Path, required=True, help="output folder")
         p.add_argument("--preset", choices=PRESETS, required=True, help="configs to start from")
         p.add_argument("--config", type=Path, help="YAML overrides of the preset (fields as in config.json)")
@@ -33,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train the WMFM encoders, its heads, or the E2E baseline")
     tsub = train.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = tsub.add_parser("pretrain", help="contrastive CSI-image pretraining on the train split (no labels)")
-    common(p)
+    common(p, cache_required=False)
+    p.add_argument("--corpus", type=Path, help="pretrain on a `wmfm corpus build` corpus instead of --cache's "
+                                               "train split (or on both with --cache too)")
     p.set_defaults(func=_pretrain)
     h = tsub.add_parser("heads", help="LoS and position heads on the frozen encoders -> deployable model.pt")
     common(h)
@@ -89,20 +93,33 @@ def _setup(args, image_size=None):
 
 
 def _pretrain(args) -> int:
-    from wmfm.config import to_dict
+    from wmfm.config import ConfigError, to_dict
 
     from . import checkpoint
-    from .train import init_distributed, pretrain, rank_world
+    from .data import concat, load_unlabelled
+    from .experiment import load_config
+    from .train import init_distributed, pretrain, rank_world, set_threads
+    if args.cache is None and args.corpus is None:
+        raise ConfigError("pass --cache, --corpus or both")
     distributed, args.device = init_distributed(args.device)
-    cfg, data = _setup(args)
+    if args.cache is not None:
+        cfg, data = _setup(args)
+        data = data.unlabelled()
+    if args.corpus is not None:
+        cfg = load_config(args.preset, args.config)
+        set_threads(args.threads)
+        args.out.mkdir(parents=True, exist_ok=True)
+        pool = load_unlabelled(args.corpus, cfg.model.image_size)
+        data = (concat([pool, data.to("cpu")], meta=pool.meta) if args.cache is not None else pool).to(args.device)
     model, res = pretrain(data, cfg.model, cfg.pretrain, device=args.device, progress=not args.quiet)
     if rank_world()[0] == 0:
         checkpoint.save(args.out / "encoders.pt", "encoders", model, cfg.model, {"pretrain": to_dict(cfg.pretrain)},
-                        meta={"pretrain": {k: v for k, v in res.items() if k != "history"}, "cache": str(args.cache)})
+                        meta={"pretrain": {k: v for k, v in res.items() if k != "history"}, "cache": str(args.cache),
+                              "corpus": str(args.corpus)})
         (args.out / "pretrain.json").write_text(json.dumps(res, indent=2))
-        print(f"encoders      {args.out / 'encoders.pt'}  ({res['epochs']} epochs, best val InfoNCE "
-              f"{res['best_val_loss']:.3f} at epoch {res['best_epoch']}, {res['seconds']:.0f} s, "
-              f"{res['world_size']} process(es))")
+        print(f"encoders      {args.out / 'encoders.pt'}  ({res['steps']} steps = {res['epochs']:g} epochs of "
+              f"{res['train_samples']} samples, best val InfoNCE {res['best_val_loss']:.3f} at step "
+              f"{res['best_step']}, {res['seconds']:.0f} s, {res['world_size']} process(es))")
     if distributed:
         import torch.distributed as dist
         dist.destroy_process_group()

@@ -1,12 +1,18 @@
-"""The paper's comparison, WMFM (frozen encoders + heads) against E2E, in one run on a dataset cache
-(`wmfm experiment` makes the twin and the cache first: wmfm/pipeline.py).
+"""The paper's comparison, WMFM (frozen encoders + heads) against E2E, with a foundation-model
+protocol (`wmfm experiment` makes the worlds, caches and corpus first: wmfm/pipeline.py).
 
-    cache -> pretrain once -> one embedding pass
-    -> for every seed and label fraction (nested, stratified subsets of the train split):
-         WMFM heads (fused, csi, image) and the E2E baseline (fused)
+    pretraining pool (the unlabelled corpus of many worlds; or the target's train split, the control)
+    -> pretrain once -> one embedding pass of the labelled target world and of the unseen world
+    -> for every seed and label fraction (nested, stratified subsets of the target's train split):
+         WMFM heads (fused, csi, image) and the E2E baseline (fused), each also applied as trained
+         to the unseen world (positions through the serving BS's frame)
+    -> control: the same heads on encoders pretrained on the target's train split only
+    -> pool-size curve: heads at a few label fractions after pretraining on 1x, 4x, 16x ... the
+       labelled train split's size (nested corpus subsets, one step budget)
+    -> unseen world with a few of its own labels: heads on the frozen encoders vs E2E from scratch
     -> report.json, report.md, PNG plots, model.pt (encoders + fused/csi heads on all labels)
 
-Every figure is on the test split; val picks the early-stopping point; test picks nothing.
+Every figure is on a test split; val picks the early-stopping point; test picks nothing.
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ import torch
 from tqdm import tqdm
 
 import wmfm
+from wmfm.cache import CorpusSpec
 from wmfm.config import ConfigError, check, from_dict, to_dict
 
 from . import checkpoint, report
-from .data import label_subset, load_data
+from .data import Data, label_subset, load_data, load_unlabelled
 from .heads import MODALITIES
 from .hparams import CSIEncoderConfig, ImageEncoderConfig, ModelConfig, PretrainConfig, SupervisedConfig
 from .loss import retrieval
@@ -36,15 +43,29 @@ FRACTIONS = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
 METRICS = ("los_balanced_accuracy", "loc_mean_error_m", "loc_median_error_m", "loc_p90_error_m", "train_time_s")
 
 
+POOLS = ("corpus", "corpus+target", "target")
+OBJECTIVE = "global_clip"                     # the pretraining objective the pool-size curve is drawn for
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
-    scenes: int = 4000                        # twin scenes (ignored with --scenario / --cache)
+    scenes: int = 1200                        # target-world twin scenes (ignored with --scenario / --cache)
     twin_seed: int = 0
     # Frames 0.1 s apart are near-duplicates; 0.5 s gives five times more distinct traffic per
     # frame generated, which is what contrastive pretraining needs to generalise (measured).
     scene_period_s: float = 0.5
-    ues_per_scene: int = 2                    # connected vehicles per frame (they share the image)
+    max_ues: int = 20                         # every vehicle in the coverage zone is a UE, up to this many per frame
     image_size: tuple[int, int] = (64, 64)    # cache image size
+    # What pretraining reads: "corpus" (the unlabelled worlds), "corpus+target" (and the target
+    # world's train split, without labels) or "target" (the target's train split alone).
+    pretrain_on: str = "corpus"
+    control: bool = True                      # also pretrain on the target's train split alone (rows wmfm_target)
+    corpus: CorpusSpec = field(default_factory=lambda: CorpusSpec(worlds=20, scenes_per_world=800, exclude=(1000,)))
+    pool_multiples: tuple[float, ...] = (1.0, 4.0, 16.0)   # pool-size curve: pools of m x the labelled train split
+    pool_fractions: tuple[float, ...] = (0.05, 0.2)        # label fractions of the curve's heads
+    unseen_world: int | None = 1000           # world id in no corpus and no labelled set (None: no unseen test)
+    unseen_scenes: int = 600
+    unseen_fractions: tuple[float, ...] = (0.05, 0.2)      # few-label transfer on the unseen world
     fractions: tuple[float, ...] = FRACTIONS
     seeds: tuple[int, ...] = (0, 1, 2)
     head_modalities: tuple[str, ...] = MODALITIES
@@ -70,6 +91,13 @@ class ExperimentConfig:
         check(self.head_input in ("feature", "embedding"), f"{where}.head_input", "must be 'feature' or 'embedding'")
         check(tuple(self.image_size) == tuple(self.model.image_size), f"{where}.image_size",
               "must equal model.image_size")
+        check(self.pretrain_on in POOLS, f"{where}.pretrain_on", f"must be one of {list(POOLS)}")
+        check(all(m > 0 for m in self.pool_multiples), f"{where}.pool_multiples", "must be > 0")
+        check(all(0 < f <= 1 for f in self.pool_fractions + self.unseen_fractions), f"{where}.pool_fractions",
+              "label fractions must be in (0, 1]")
+        check(self.unseen_world is None or self.unseen_world not in self.corpus.world_ids(), f"{where}.unseen_world",
+              f"world {self.unseen_world} is in the corpus (add it to corpus.exclude)")
+        check(self.unseen_scenes >= 200, f"{where}.unseen_scenes", "must be >= 200 (three time blocks with guards)")
 
 
 def _preset_tiny() -> ExperimentConfig:
@@ -77,28 +105,36 @@ def _preset_tiny() -> ExperimentConfig:
                         csi=CSIEncoderConfig(channels=(8, 16, 32), feature_dim=128),
                         image=ImageEncoderConfig(channels=(8, 16, 32), feature_dim=128))
     return ExperimentConfig(
-        scenes=500, image_size=(32, 32), model=model, seeds=(0, 1, 2),
-        pretrain=PretrainConfig(batch_size=128, max_epochs=15, patience=4, warmup_steps=10),
+        scenes=250, image_size=(32, 32), model=model, seeds=(0, 1, 2),
+        corpus=CorpusSpec(worlds=2, scenes_per_world=200, image_size=(32, 32), exclude=(1000,)),
+        pool_multiples=(1.0, 2.0), pool_fractions=(0.2,), unseen_scenes=200, unseen_fractions=(0.2,),
+        pretrain=PretrainConfig(batch_size=128, max_epochs=15, max_steps=150, patience=4, warmup_steps=10),
         heads=SupervisedConfig(epochs=50, min_steps=60, max_steps=200, eval_every=20, patience=4),
         e2e=SupervisedConfig(epochs=10, min_steps=40, max_steps=120, eval_every=20, patience=4))
 
 
 def _preset_cpu() -> ExperimentConfig:
-    # Sized for 45 min on 2 cores. E2E: up to 25 passes over its labelled subset (pretraining
-    # may make 20 over the unlabelled split), at least 200 steps for the smallest subsets;
-    # patience (8 checks = 400 steps without progress) ends most runs before the cap.
+    # Sized for <= 90 min on 2 cores, the corpus included. Pretraining: one step budget for every
+    # pool (the control stops earlier on its val loss). E2E: up to 25 passes over its labelled
+    # subset, at least 200 steps for the smallest subsets; patience (8 checks = 400 steps without
+    # progress) ends most runs before the cap.
     return ExperimentConfig(
-        pretrain=PretrainConfig(max_epochs=20, patience=4),
+        corpus=CorpusSpec(worlds=20, scenes_per_world=800, exclude=(1000,)),
+        pretrain=PretrainConfig(max_epochs=20, max_steps=600, eval_every=100, patience=4),
         heads=SupervisedConfig(batch_size=256, epochs=100, min_steps=300, max_steps=1000, eval_every=50, patience=8),
         e2e=SupervisedConfig(epochs=25, min_steps=200, max_steps=2000, eval_every=50, patience=8))
 
 
 def _preset_gpu() -> ExperimentConfig:
+    # ~1.5 M corpus samples (>= 100x the labelled train split): ~40 GB in host and GPU memory.
     model = ModelConfig(image_size=(128, 128), csi=CSIEncoderConfig(channels=(32, 64, 128), feature_dim=512),
                         image=ImageEncoderConfig(channels=(32, 64, 128, 192, 256), feature_dim=512))
     return ExperimentConfig(
-        scenes=20000, image_size=(128, 128), seeds=(0, 1, 2, 3, 4), e2e_modalities=MODALITIES, model=model,
-        pretrain=PretrainConfig(batch_size=512, max_epochs=100, patience=10, warmup_steps=300),
+        scenes=3000, image_size=(128, 128), seeds=(0, 1, 2, 3, 4), e2e_modalities=MODALITIES, model=model,
+        corpus=CorpusSpec(worlds=120, scenes_per_world=2000, image_size=(128, 128), exclude=(1000,)),
+        pool_multiples=(1.0, 4.0, 16.0, 64.0, 100.0),
+        pretrain=PretrainConfig(batch_size=512, max_epochs=100, max_steps=30000, eval_every=500, patience=10,
+                                warmup_steps=300),
         heads=SupervisedConfig(epochs=300, min_steps=500, max_steps=8000, eval_every=100, patience=10),
         e2e=SupervisedConfig(epochs=100, min_steps=500, max_steps=20000, eval_every=100, patience=10))
 
@@ -121,82 +157,297 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def run(cfg: ExperimentConfig, out: str | Path, cache: str | Path, device: str = "cpu", progress: bool = True,
-        preset_name: str = "custom", t_start: float | None = None) -> dict:
-    """The sweep on ``cache`` (a `wmfm dataset build` output); writes everything into ``out``.
+def run(cfg: ExperimentConfig, out: str | Path, cache: str | Path, corpus: str | Path | None = None,
+        unseen: str | Path | None = None, device: str = "cpu", progress: bool = True, preset_name: str = "custom",
+        t_start: float | None = None) -> dict:
+    """The whole protocol on the target ``cache`` (labelled), the unlabelled ``corpus`` (needed unless
+    cfg.pretrain_on == "target") and the ``unseen`` world's cache (optional); writes into ``out``.
     ``t_start``: perf_counter time the whole job started (the report's wall time counts from it)."""
     out, cache = Path(out), Path(cache)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
     t_all = time.perf_counter() if t_start is None else t_start
     data = load_data(cache, cfg.model.image_size)
-    _check_shapes(data, cfg)
-    data = data.to(device)
+    _check_shapes(data, cfg, "target")
+    other = load_data(unseen, cfg.model.image_size) if unseen else None
+    if other is not None:
+        _check_shapes(other, cfg, "unseen")
+    pool, pool_info = _pool(cfg, data, corpus)
+    data, pool = data.to(device), pool.to(device)
+    other = other.to(device) if other is not None else None
+    sweep = Sweep(cfg, data, other, device, progress)
 
-    encoders, pre = pretrain(data, cfg.model, cfg.pretrain, device=device, progress=progress)
+    encoders, pre = pretrain(pool, cfg.model, cfg.pretrain, device=device, progress=progress,
+                             train_idx=pool_info["_order"].to(device), desc=f"pretrain ({cfg.pretrain_on})")
     checkpoint.save(out / "encoders.pt", "encoders", encoders, cfg.model, {"pretrain": to_dict(cfg.pretrain)},
-                    meta={"pretrain": {k: v for k, v in pre.items() if k != "history"}})
-    t0 = time.perf_counter()
-    z_c, z_i = embed(encoders, data, device=device, kind=cfg.head_input)      # the one-off pass the heads use
-    embed_s = time.perf_counter() - t0
-    e_c, e_i = (z_c, z_i) if cfg.head_input == "embedding" else embed(encoders, data, device=device)
-
-    test = data.index("test").cpu()
-    frame = data.frame.cpu()
-    retr = retrieval(e_c[test], e_i[test], frame[test])
-    train_idx = data.index("train").cpu()
-
-    runs, keep, deploy = [], {}, {}
-    jobs = [(s, f) for s in cfg.seeds for f in cfg.fractions]
-    bar = tqdm(jobs, desc="heads + e2e", unit="run", disable=not progress)
-    for seed, frac in bar:
-        sub = label_subset(data.los.cpu(), train_idx, frac, seed).to(data.los.device)
-        for mod in cfg.head_modalities:
-            bar.set_postfix_str(f"seed {seed} fraction {frac:g} wmfm {mod}")
-            heads, res = train_heads(z_c.to(device), z_i.to(device), data, mod, sub, cfg.heads, seed)
-            runs.append(_row("wmfm", mod, frac, seed, res, embed_s))
-            _keep(keep, runs[-1], res)
-            if frac == 1.0 and seed == cfg.seeds[0] and mod in ("fused", "csi"):
-                deploy[mod] = heads
-        for mod in cfg.e2e_modalities:
-            bar.set_postfix_str(f"seed {seed} fraction {frac:g} e2e {mod}")
-            res = train_e2e(data, cfg.model, mod, sub, cfg.e2e, cfg.pretrain.augment, seed)
-            runs.append(_row("e2e", mod, frac, seed, res, None))
-            _keep(keep, runs[-1], res)
+                    meta={"pretrain": {k: v for k, v in pre.items() if k != "history"}, "pool": cfg.pretrain_on})
+    main = sweep.heads(encoders, "wmfm", cfg.fractions, cfg.head_modalities, deploy=True)
+    runs = main["runs"] + sweep.e2e(main["keep"])
+    control = None
+    if cfg.control and cfg.pretrain_on != "target":
+        enc_t, pre_t = pretrain(data.unlabelled(), cfg.model, cfg.pretrain, device=device, progress=progress,
+                                desc="pretrain (target, control)")
+        control = {"pretrain": pre_t, "encoders": enc_t} | sweep.heads(enc_t, "wmfm_target", cfg.fractions,
+                                                                         ("fused", "csi"))
+        runs += control["runs"]
+    curve = pool_curve(cfg, sweep, pool, pool_info, encoders, pre, control, device, progress)
+    transfer = sweep.transfer({"wmfm": encoders} | ({"wmfm_target": control["encoders"]} if control else {}))
 
     checkpoint.save(out / "model.pt", "model", encoders, cfg.model,
-                    {"pretrain": to_dict(cfg.pretrain), "heads": to_dict(cfg.heads)}, heads=deploy,
+                    {"pretrain": to_dict(cfg.pretrain), "heads": to_dict(cfg.heads)}, heads=main["deploy"],
                     meta={"trained_on": "all labels of the train split", "seed": cfg.seeds[0], "cache": str(cache),
-                          "dataset": data.meta.get("source", {}), "wmfm": wmfm.__version__},
+                          "dataset": data.meta.get("source", {}), "pretrain_pool": cfg.pretrain_on,
+                          "wmfm": wmfm.__version__},
                     head_input=cfg.head_input)
     rep = {
-        "format": "wmfm-report/1", "preset": preset_name, "created_by": f"wmfm {wmfm.__version__}",
+        "format": "wmfm-report/2", "preset": preset_name, "created_by": f"wmfm {wmfm.__version__}",
         "config": to_dict(cfg), "dataset": _dataset_summary(data, out), "device": device,
         "environment": {"torch": torch.__version__, "threads": torch.get_num_threads(),
                         "cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
-        "pretrain": pre, "embedding_pass_s": embed_s, "retrieval_test": retr,
+        "pretrain_pool": {k: v for k, v in pool_info.items() if not k.startswith("_")},
+        "pretrain": pre, "embedding_pass_s": main["embed_s"], "retrieval_test": main["retrieval"],
+        "control": None if control is None else {"pretrain": control["pretrain"],
+                                                 "retrieval_test": control["retrieval"]},
         "runs": [{k: v for k, v in r.items() if not k.startswith("_")} for r in runs],
-        "summary": summarize(runs, cfg, pre["seconds"], embed_s),
+        "summary": summarize(runs, cfg, pre["seconds"], main["embed_s"]),
+        "pool_curve": curve,
+        "unseen_world": None if other is None else {
+            "world": cfg.unseen_world, "dataset": _dataset_summary(other, out),
+            "position_transfer": "through the serving BS's frame (origin at the array, x along its broadside)",
+            "as_trained": unseen_table(runs), "few_labels": transfer},
         "budget": _budget_text(cfg),
     }
     rep["wall_time_s"] = time.perf_counter() - t_all
     (out / "report.json").write_text(json.dumps(rep, indent=2))
-    dev_test = test.to(data.los.device)
-    report.write(rep, out, keep, {"z_csi": e_c[test], "z_img": e_i[test], "los": data.los[dev_test].cpu(),
-                                  "pos": data.position[dev_test].cpu()})
+    test = data.index("test").cpu()
+    report.write(rep, out, main["keep"], {"z_csi": main["e_c"][test], "z_img": main["e_i"][test],
+                                          "los": data.los[test.to(data.los.device)].cpu(),
+                                          "pos": data.position[test.to(data.los.device)].cpu()})
     return rep
 
 
-def _check_shapes(data, cfg: ExperimentConfig) -> None:
+def _pool(cfg: ExperimentConfig, data: Data, corpus: str | Path | None) -> tuple[Data, dict]:
+    """The unlabelled pretraining pool, its description, and its train samples in the order the
+    pool-size curve takes them (``_order``: nested prefixes)."""
+    n_lab = len(data.index("train"))
+    if cfg.pretrain_on == "target":
+        pool, desc = data.unlabelled(), {"source": "target train split"}
+    else:
+        if corpus is None:
+            raise ConfigError("experiment.pretrain_on: needs a corpus (--corpus DIR, or let `wmfm experiment` build "
+                              "the preset's)")
+        pool = load_unlabelled(corpus, cfg.model.image_size)
+        m = pool.meta
+        if cfg.unseen_world is not None and cfg.unseen_world in m["worlds"]:
+            raise ConfigError(f"experiment.unseen_world: world {cfg.unseen_world} is in the corpus {corpus}")
+        desc = {"source": "corpus", "corpus": str(corpus), "worlds": m["worlds"], "corpus_samples": m["samples"],
+                "corpus_frames": m["frames"], "corpus_bytes": m["bytes"], "corpus_build_s": m["build_seconds"],
+                "corpus_nlos_share": m["nlos_share"]}
+        if cfg.pretrain_on == "corpus+target":
+            from .data import concat
+            pool = concat([pool, data.unlabelled()], meta=m)
+            desc["source"] = "corpus + target train split"
+    order = pool_order(pool, cfg.pretrain.seed)
+    if cfg.pretrain_on == "corpus+target":           # the target's own samples in every pool of the curve
+        own = torch.arange(len(pool) - len(data), len(pool))
+        own = own[pool.split[own] == 0]
+        order = torch.cat([own, order[~torch.isin(order, own)]])
+    desc |= {"train_samples": len(order), "val_samples": len(pool.index("val")), "labelled_train_samples": n_lab,
+             "pool_over_labelled": round(len(order) / n_lab, 2), "_order": order}
+    return pool, desc
+
+
+def pool_order(pool: Data, seed: int, chunk: int = 256) -> torch.Tensor:
+    """The pool's train samples in a seeded order of contiguous chunks (~``chunk`` samples, a few
+    seconds of one world): a prefix of any length samples many worlds and time blocks, and the
+    pools of the curve are nested (1x within 4x within 16x)."""
+    idx = pool.index("train").cpu()
+    pieces = list(torch.split(idx, chunk))
+    g = torch.Generator().manual_seed(20_000 + seed)
+    return torch.cat([pieces[i] for i in torch.randperm(len(pieces), generator=g).tolist()])
+
+
+class Sweep:
+    """Heads and E2E runs on the target world, each also scored on the unseen world."""
+
+    def __init__(self, cfg: ExperimentConfig, data: Data, other: Data | None, device: str, progress: bool):
+        self.cfg, self.data, self.other, self.device, self.progress = cfg, data, other, device, progress
+        self.train_idx = data.index("train").cpu()
+        self.to_other = bs_frame_map(data.meta, other.meta) if other is not None else None
+
+    def _subset(self, data: Data, frac: float, seed: int) -> torch.Tensor:
+        return label_subset(data.los.cpu(), data.index("train").cpu(), frac, seed).to(data.los.device)
+
+    def _embed(self, encoders, data: Data):
+        return embed(encoders, data, device=self.device, kind=self.cfg.head_input)
+
+    def heads(self, encoders, method: str, fractions, modalities, deploy: bool = False) -> dict:
+        """Every seed x fraction x modality; with ``deploy`` also the deployable heads, the test
+        predictions for the plots and the joint embeddings."""
+        cfg, data = self.cfg, self.data
+        t0 = time.perf_counter()
+        z_c, z_i = self._embed(encoders, data)
+        embed_s = time.perf_counter() - t0
+        e_c, e_i = (z_c, z_i) if cfg.head_input == "embedding" else embed(encoders, data, device=self.device)
+        test = data.index("test").cpu()
+        out = {"runs": [], "keep": {}, "deploy": {}, "embed_s": embed_s, "e_c": e_c, "e_i": e_i,
+               "retrieval": retrieval(e_c[test], e_i[test], data.frame.cpu()[test])}
+        others = []
+        if self.other is not None:
+            zo = self._embed(encoders, self.other)
+            others = [("unseen", self.other, (zo[0].to(self.device), zo[1].to(self.device)), self.to_other)]
+        jobs = [(s, f) for s in cfg.seeds for f in fractions]
+        bar = tqdm(jobs, desc=f"heads {method}", unit="run", disable=not self.progress)
+        for seed, frac in bar:
+            sub = self._subset(data, frac, seed)
+            for mod in modalities:
+                bar.set_postfix_str(f"seed {seed} fraction {frac:g} {mod}")
+                heads, res = train_heads(z_c.to(self.device), z_i.to(self.device), data, mod, sub, cfg.heads, seed,
+                                         others=others)
+                out["runs"].append(_row(method, mod, frac, seed, res, embed_s))
+                if deploy:
+                    _keep(out["keep"], out["runs"][-1], res)
+                    if frac == 1.0 and seed == cfg.seeds[0] and mod in ("fused", "csi"):
+                        out["deploy"][mod] = heads
+        return out
+
+    def e2e(self, keep: dict) -> list[dict]:
+        """Every seed x fraction x E2E modality; the first seed's test predictions go to ``keep``."""
+        cfg, data, runs = self.cfg, self.data, []
+        others = [("unseen", self.other, None, self.to_other)] if self.other is not None else []
+        jobs = [(s, f) for s in cfg.seeds for f in cfg.fractions]
+        bar = tqdm(jobs, desc="e2e", unit="run", disable=not self.progress)
+        for seed, frac in bar:
+            sub = self._subset(data, frac, seed)
+            for mod in cfg.e2e_modalities:
+                bar.set_postfix_str(f"seed {seed} fraction {frac:g} {mod}")
+                res = train_e2e(data, cfg.model, mod, sub, cfg.e2e, cfg.pretrain.augment, seed, others=others)
+                runs.append(_row("e2e", mod, frac, seed, res, None))
+                _keep(keep, runs[-1], res)
+        return runs
+
+    def transfer(self, encoders: dict) -> list[dict]:
+        """The unseen world with a few of its own labels: heads (fused, csi) on each set of frozen
+        encoders and E2E (fused) from scratch, on the same nested subsets; scored on its test split."""
+        cfg, other = self.cfg, self.other
+        if other is None:
+            return []
+        rows = []
+        emb = {name: self._embed(enc, other) for name, enc in encoders.items()}
+        jobs = [(s, f) for s in cfg.seeds for f in cfg.unseen_fractions]
+        for seed, frac in tqdm(jobs, desc="unseen world, few labels", unit="run", disable=not self.progress):
+            sub = self._subset(other, frac, seed)
+            for name, (z_c, z_i) in emb.items():
+                for mod in ("fused", "csi"):
+                    _, res = train_heads(z_c.to(self.device), z_i.to(self.device), other, mod, sub, cfg.heads, seed)
+                    rows.append(_row(name, mod, frac, seed, res, None))
+            res = train_e2e(other, cfg.model, "fused", sub, cfg.e2e, cfg.pretrain.augment, seed)
+            rows.append(_row("e2e", "fused", frac, seed, res, None))
+        return _mean_table([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+
+
+def bs_frame_map(src_meta: dict, dst_meta: dict):
+    """Positions [n, 3] in the source world's frame -> the destination world's, through the serving
+    BS's frame (origin at the array, x along its horizontal broadside, z up): what a RIC knows of
+    each cell, so that a head trained in one world answers in another's coordinates."""
+    (p0, y0), (p1, y1) = bs_pose(src_meta), bs_pose(dst_meta)
+
+    def rot(deg):
+        c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
+        return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    r = rot(y1) @ rot(-y0)
+    return lambda pos: (np.asarray(pos, float) - p0) @ r.T + p1
+
+
+def bs_pose(meta: dict) -> tuple[np.ndarray, float]:
+    """(BS position [3] in metres, broadside yaw [deg]) of a cache, from its source record."""
+    pose = meta.get("source", {}).get("bs_pose")
+    if pose is None:
+        gen = (meta.get("generator") or {}).get("config", {}).get("bs")
+        if gen is None:
+            raise ConfigError("unseen world: the cache records no BS pose (source.bs_pose): rebuild it with "
+                              "`wmfm dataset build`")
+        pose = {"position_m": gen["position_m"], "yaw_deg": gen["yaw_deg"]}
+    return np.asarray(pose["position_m"], float), float(pose["yaw_deg"])
+
+
+def pool_curve(cfg: ExperimentConfig, sweep: Sweep, pool: Data, info: dict, encoders, pre: dict, control,
+               device: str, progress: bool) -> list[dict]:
+    """Heads at cfg.pool_fractions (fused, csi) after pretraining on nested pools of m x the
+    labelled train split, one step budget. A pool within 10 % of the whole pool is the whole pool
+    (the main pretraining, reused; the point carries its real size); larger ones are left out
+    (listed as such); the whole pool is always a point; the control is its own point."""
+    n_lab, order = info["labelled_train_samples"], info["_order"]
+    points = []
+    for m in cfg.pool_multiples:
+        n = int(round(m * n_lab))
+        point = {"objective": OBJECTIVE, "pool": cfg.pretrain_on, "pool_multiple": m, "pool_samples": n}
+        if n > 1.1 * len(order):
+            points.append(point | {"skipped": f"the pool holds {len(order)} train samples"})
+            continue
+        if n >= 0.9 * len(order):
+            n = len(order)
+            point |= {"pool_multiple": round(n / n_lab, 2), "pool_samples": n}
+            enc, res = encoders, pre
+        else:
+            enc, res = pretrain(pool, cfg.model, cfg.pretrain, device=device, progress=progress,
+                                train_idx=order[:n].to(device), desc=f"pretrain pool {m:g}x")
+        rows = sweep.heads(enc, "wmfm", cfg.pool_fractions, ("fused", "csi"))["runs"]
+        points.append(point | {"pretrain": _pre_brief(res), "results": _mean_table(rows)})
+    if len(order) not in [p["pool_samples"] for p in points]:
+        rows = sweep.heads(encoders, "wmfm", cfg.pool_fractions, ("fused", "csi"))["runs"]
+        points.append({"objective": OBJECTIVE, "pool": cfg.pretrain_on, "pool_multiple": round(len(order) / n_lab, 2),
+                       "pool_samples": len(order), "pretrain": _pre_brief(pre), "results": _mean_table(rows)})
+    if control is not None:
+        rows = [r for r in control["runs"] if r["label_fraction"] in cfg.pool_fractions and r["modality"] != "image"]
+        points.append({"objective": OBJECTIVE, "pool": "target", "pool_multiple": 1.0, "pool_samples": n_lab,
+                       "pretrain": _pre_brief(control["pretrain"]), "results": _mean_table(rows)})
+    return points
+
+
+def _pre_brief(res: dict) -> dict:
+    return {k: res[k] for k in ("best_val_loss", "best_step", "steps", "planned_steps", "seconds", "train_samples")}
+
+
+UNSEEN_METRICS = ("los_balanced_accuracy", "loc_mean_error_m", "loc_median_error_m")
+
+
+def _mean_table(rows: list[dict]) -> list[dict]:
+    """Seed means (and std) per (method, modality, fraction), target test and unseen test metrics."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], r["modality"], r["label_fraction"]), []).append(r)
+    out = []
+    for (method, mod, frac), rs in sorted(groups.items()):
+        row = {"method": method, "modality": mod, "label_fraction": frac, "seeds": len(rs),
+               "labelled": rs[0]["labelled"]}
+        for m in UNSEEN_METRICS:
+            v = np.array([r[m] for r in rs], float)
+            row[f"{m}_mean"], row[f"{m}_std"] = float(v.mean()), float(v.std(ddof=1) if len(v) > 1 else 0.0)
+            u = [r["unseen"][m] for r in rs if r.get("unseen")]
+            if u:
+                row[f"unseen_{m}_mean"] = float(np.mean(u))
+        out.append(row)
+    return out
+
+
+def unseen_table(runs: list[dict]) -> list[dict]:
+    """Target-trained heads and E2E applied as trained to the unseen world: seed means."""
+    return [{k: v for k, v in r.items() if k.startswith("unseen_") or k in ("method", "modality", "label_fraction")}
+            for r in _mean_table([r for r in runs if r.get("unseen")])]
+
+
+def _check_shapes(data, cfg: ExperimentConfig, which: str) -> None:
     _, _, a, k = data.csi.shape
     if (a, k) != (cfg.model.n_ant, cfg.model.n_sc):
-        raise ConfigError(f"experiment.model.n_ant/n_sc: the cache has CSI {a}x{k}, the model expects "
+        raise ConfigError(f"experiment.model.n_ant/n_sc: the {which} cache has CSI {a}x{k}, the model expects "
                           f"{cfg.model.n_ant}x{cfg.model.n_sc}")
     for name in ("train", "val", "test"):
         idx = data.index(name)
         if len(idx) < 10 or len(set(data.los[idx].tolist())) < 2:
-            raise ConfigError(f"experiment.scenes: the {name} split has {len(idx)} samples and needs both LoS and "
-                              "NLoS ones; use more scenes")
+            field_name = "scenes" if which == "target" else "unseen_scenes"
+            raise ConfigError(f"experiment.{field_name}: the {which} world's {name} split has {len(idx)} samples "
+                              "and needs both LoS and NLoS ones; use more scenes")
 
 
 def _row(method: str, modality: str, frac: float, seed: int, res: dict, embed_s: float | None) -> dict:
@@ -210,6 +461,10 @@ def _row(method: str, modality: str, frac: float, seed: int, res: dict, embed_s:
                                     and max(row["best_step_los"], row["best_step_pos"]) >= checks[-2])
     if embed_s is not None:
         row["train_time_with_embedding_s"] = res["train_time_s"] + embed_s
+    if res.get("others", {}).get("unseen"):
+        row["unseen"] = {k: res["others"]["unseen"][k] for k in ("los_balanced_accuracy", "los_accuracy",
+                                                                  "loc_mean_error_m", "loc_median_error_m",
+                                                                  "loc_p90_error_m")}
     row["_history"] = res["history"]
     return row
 

@@ -84,7 +84,11 @@ class PretrainConfig:
     weight_decay: float = 0.05
     warmup_steps: int = 100
     max_epochs: int = 60
-    patience: int = 8            # epochs without a better validation loss
+    max_steps: int = 0           # step budget (0: max_epochs alone); pretrainings on pools of different sizes
+                                 # compare at the same budget
+    eval_every: int = 0          # steps between validations (0: once per epoch, at most every 200 steps)
+    patience: int = 8            # validations without a better validation loss
+    val_samples: int = 4096      # validation subset (fixed, seeded) of a large pool
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0
 
@@ -92,6 +96,8 @@ class PretrainConfig:
         check(self.batch_size >= 2, f"{where}.batch_size", "must be >= 2 (the loss needs negatives)")
         check(self.lr > 0, f"{where}.lr", "must be > 0")
         check(self.max_epochs >= 1 and self.patience >= 1, f"{where}.max_epochs", "must be >= 1")
+        check(self.max_steps >= 0 and self.eval_every >= 0, f"{where}.max_steps", "must be >= 0")
+        check(self.val_samples >= 2, f"{where}.val_samples", "must be >= 2")
         self.augment.validate(f"{where}.augment")
 
 

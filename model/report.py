@@ -11,7 +11,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 COLORS = {("wmfm", "fused"): "tab:blue", ("wmfm", "csi"): "tab:cyan", ("wmfm", "image"): "tab:purple",
-          ("e2e", "fused"): "tab:red", ("e2e", "csi"): "tab:orange", ("e2e", "image"): "tab:brown"}
+          ("e2e", "fused"): "tab:red", ("e2e", "csi"): "tab:orange", ("e2e", "image"): "tab:brown",
+          ("wmfm_target", "fused"): "tab:gray", ("wmfm_target", "csi"): "tab:olive",
+          ("wmfm_target", "image"): "tab:pink"}
+NAMES = {"wmfm": "WMFM", "wmfm_target": "WMFM (control: target pretraining)", "e2e": "E2E"}
 
 
 def _save(fig, out: Path, name: str) -> str:
@@ -26,6 +29,8 @@ def write(rep: dict, out: Path, keep: dict, emb: dict) -> None:
     the first seed; `emb`: test embeddings, LoS labels and true positions."""
     plots = {"fractions": _fractions(rep, out), "cdf": _cdf(keep, emb["pos"].numpy(), out),
              "confusion": _confusion(keep, out), "curves": _curves(rep, keep, out), "embeddings": _embeddings(emb, out)}
+    if rep.get("pool_curve"):
+        plots["pool size"] = _pool_curve(rep, out)
     (out / "report.md").write_text(markdown(rep, plots))
 
 
@@ -40,7 +45,8 @@ def _fractions(rep: dict, out: Path) -> str:
         f = [100 * r["label_fraction"] for r in rows]
         for ax, m in zip(axes, ("los_balanced_accuracy", "loc_mean_error_m")):
             mean, std = np.array([r[f"{m}_mean"] for r in rows]), np.array([r[f"{m}_std"] for r in rows])
-            ax.plot(f, mean, "o-" if method == "wmfm" else "s--", color=color, label=f"{method.upper()} {mod}")
+            ax.plot(f, mean, {"wmfm": "o-", "wmfm_target": "^:"}.get(method, "s--"), color=color,
+                    label=f"{NAMES[method]} {mod}")
             ax.fill_between(f, mean - std, mean + std, color=color, alpha=0.15)
     for ax, title in zip(axes, ("LoS/NLoS balanced accuracy (test)", "mean localisation error [m] (test)")):
         ax.set_xscale("log")
@@ -49,6 +55,38 @@ def _fractions(rep: dict, out: Path) -> str:
         ax.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=8)
     return _save(fig, out, "fractions.png")
+
+
+def _pool_curve(rep: dict, out: Path) -> str:
+    """Heads' test figures against the pretraining pool size (x the labelled train split): one line
+    per (modality, label fraction) and objective; the control (target pretraining) as hollow marks."""
+    pts = [p for p in rep["pool_curve"] if "results" in p]
+    metrics = (("loc_mean_error_m_mean", "mean localisation error [m], target test"),
+               ("los_balanced_accuracy_mean", "LoS/NLoS balanced accuracy, target test"),
+               ("unseen_loc_mean_error_m_mean", "mean localisation error [m], unseen world (heads as trained)"))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    keys = sorted({(r["modality"], r["label_fraction"]) for p in pts for r in p["results"]})
+    styles = {"fused": "tab:blue", "csi": "tab:cyan"}
+    for ax, (m, title) in zip(axes, metrics):
+        for mod, frac in keys:
+            for objective in sorted({p["objective"] for p in pts}):
+                line = sorted((p["pool_multiple"], r.get(m)) for p in pts if p["pool"] != "target"
+                               and p["objective"] == objective for r in p["results"]
+                               if (r["modality"], r["label_fraction"]) == (mod, frac) and r.get(m) is not None)
+                if line:
+                    ax.plot(*zip(*line), "o-" if frac == max(k[1] for k in keys) else "o--",
+                            color=styles.get(mod, "k"), label=f"{mod}, {frac:.0%} labels ({objective})")
+            ctrl = [(p["pool_multiple"], r.get(m)) for p in pts if p["pool"] == "target" for r in p["results"]
+                    if (r["modality"], r["label_fraction"]) == (mod, frac) and r.get(m) is not None]
+            if ctrl:
+                ax.plot(*zip(*ctrl), "D", mfc="none", color=styles.get(mod, "k"), ms=9,
+                        label=f"{mod}, {frac:.0%} labels: control (target train split)")
+        ax.set_xscale("log")
+        ax.set_xlabel("pretraining pool [x the labelled train split]")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=7)
+    return _save(fig, out, "pool_curve.png")
 
 
 def _cdf(keep: dict, truth: np.ndarray, out: Path) -> str:
@@ -155,7 +193,7 @@ def markdown(rep: dict, plots: dict) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for r in sorted(s["table"], key=lambda r: (r["modality"] != "fused", r["modality"], r["label_fraction"],
                                                 r["method"])):
-        lines.append(f"| {r['method'].upper()} | {r['modality']} | {r['label_fraction']:.0%} | "
+        lines.append(f"| {NAMES.get(r['method'], r['method'])} | {r['modality']} | {r['label_fraction']:.0%} | "
                      f"{r['los_balanced_accuracy_mean']:.3f} ± {r['los_balanced_accuracy_std']:.3f} | "
                      f"{r['loc_mean_error_m_mean']:.2f} ± {r['loc_mean_error_m_std']:.2f} | "
                      f"{r['loc_median_error_m_mean']:.2f} | {r['loc_p90_error_m_mean']:.2f} | "
@@ -195,7 +233,62 @@ def markdown(rep: dict, plots: dict) -> str:
               "Label-fraction curves: mean ± std over seeds. Localisation CDF, confusion matrices and training "
               "curves: the first seed. Embedding projection: PCA of the test embeddings (unit-norm joint space).", ""]
     lines += [f"![{name}]({png})" for name, png in plots.items()]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines[:lines.index("## Plots")] + _protocol(rep) + lines[lines.index("## Plots"):]) + "\n"
+
+
+def _protocol(rep: dict) -> list[str]:
+    """The foundation-model protocol's sections: the pool, the pool-size curve, the unseen world."""
+    p = rep.get("pretrain_pool") or {}
+    lines = ["## Pretraining pool", ""]
+    if p.get("source", "").startswith("corpus"):
+        b = p["corpus_bytes"]
+        lines += [f"Pretraining read {p['train_samples']} unlabelled samples ({p['pool_over_labelled']}x the "
+                  f"{p['labelled_train_samples']} labelled train samples) of {p['source']}: {len(p['worlds'])} twin "
+                  f"worlds ({p['corpus_samples']} samples, {p['corpus_frames']} frames, NLoS "
+                  f"{p['corpus_nlos_share']:.1%}; {b['shards'] / 2**20:.0f} MiB on disk, built in "
+                  f"{p['corpus_build_s']:.0f} s), never the target world's test split and no label.", ""]
+    else:
+        lines += [f"Pretraining read the target world's train split ({p.get('train_samples')} samples, no labels).",
+                  ""]
+    curve = [c for c in rep.get("pool_curve") or [] if "results" in c]
+    if curve:
+        lines += ["### Pool-size curve (mean over seeds; target test, and the unseen world with the heads as "
+                  "trained)", "",
+                  "| objective | pool | x labelled | pretrain best val InfoNCE | steps | modality | labels | LoS BA | "
+                  "loc mean [m] | unseen loc mean [m] |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for c in curve:
+            for r in c["results"]:
+                lines.append(f"| {c['objective']} | {c['pool']} | {c['pool_multiple']:g} | "
+                             f"{c['pretrain']['best_val_loss']:.3f} | {c['pretrain']['steps']} | {r['modality']} | "
+                             f"{r['label_fraction']:.0%} | {r['los_balanced_accuracy_mean']:.3f} | "
+                             f"{r['loc_mean_error_m_mean']:.2f} | {_f(r.get('unseen_loc_mean_error_m_mean'), 2)} |")
+        skipped = [c for c in rep["pool_curve"] if "skipped" in c]
+        lines += [""] + [f"Pool {c['pool_multiple']:g}x left out: {c['skipped']}." for c in skipped]
+        lines += [""]
+    u = rep.get("unseen_world")
+    if u:
+        lines += [f"## Unseen world {u['world']}", "",
+                  f"A street, BS and camera placement in no corpus and no labelled set ({u['dataset']['samples']} "
+                  f"samples; test {u['dataset']['splits']['test']['samples']}, NLoS "
+                  f"{u['dataset']['splits']['test']['nlos_share']:.1%}). Positions transfer {u['position_transfer']}.",
+                  "", "Trained on the target world, applied as they are (all label fractions, seed means):", "",
+                  "| method | modality | labels | LoS BA | loc mean [m] | loc median [m] |",
+                  "|---|---|---|---|---|---|"]
+        for r in u["as_trained"]:
+            lines.append(f"| {NAMES.get(r['method'], r['method'])} | {r['modality']} | {r['label_fraction']:.0%} | "
+                         f"{r['unseen_los_balanced_accuracy_mean']:.3f} | {r['unseen_loc_mean_error_m_mean']:.2f} | "
+                         f"{r['unseen_loc_median_error_m_mean']:.2f} |")
+        lines += ["", "Trained on a few of the unseen world's own labels (heads on the frozen encoders; E2E from "
+                  "scratch on the same labels):", "",
+                  "| method | modality | labels (samples) | LoS BA | loc mean [m] | loc median [m] |",
+                  "|---|---|---|---|---|---|"]
+        for r in u["few_labels"]:
+            lines.append(f"| {NAMES.get(r['method'], r['method'])} | {r['modality']} | {r['label_fraction']:.0%} "
+                         f"({r['labelled']}) | {r['los_balanced_accuracy_mean']:.3f} ± "
+                         f"{r['los_balanced_accuracy_std']:.3f} | {r['loc_mean_error_m_mean']:.2f} ± "
+                         f"{r['loc_mean_error_m_std']:.2f} | {r['loc_median_error_m_mean']:.2f} |")
+        lines += [""]
+    return lines
 
 
 def error_change(reduction_pct: float) -> str:

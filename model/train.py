@@ -128,58 +128,78 @@ def contrastive_eval(model: WMFM, data: Data, idx: torch.Tensor, batch_size: int
     return float(np.average(losses, weights=weights))
 
 
-def pretrain(data: Data, model_cfg: ModelConfig, cfg: PretrainConfig, device: str = "cpu",
-             progress: bool = True) -> tuple[WMFM, dict]:
-    """Contrastive pretraining on the train split (no labels); early stopping on the val loss."""
+def pretrain(data: Data, model_cfg: ModelConfig, cfg: PretrainConfig, device: str = "cpu", progress: bool = True,
+             train_idx: torch.Tensor | None = None, val_idx: torch.Tensor | None = None,
+             desc: str = "pretrain") -> tuple[WMFM, dict]:
+    """Contrastive pretraining (no labels are read) on ``train_idx`` (default: the train split),
+    early stopping on the loss of ``val_idx`` (default: the val split; at most cfg.val_samples of
+    it, a fixed seeded subset).
+
+    Steps: min(max_epochs x steps per epoch, max_steps when set), a warm-up + cosine schedule
+    over them; validation every ``eval_every`` steps (default once per epoch, at most every 200
+    steps); stop after ``patience`` validations without a better loss; the best weights are kept."""
     rank, world = rank_world()
     seed_all(cfg.seed)
     model = WMFM(model_cfg).to(device)
     ddp = model
     if world > 1:
         ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device != "cpu" else None)
-    train_idx, val_idx = data.index("train"), data.index("val")
+    train_idx = data.index("train") if train_idx is None else train_idx
+    val_idx = data.index("val") if val_idx is None else val_idx
+    if len(val_idx) > cfg.val_samples:
+        pick = torch.randperm(len(val_idx), generator=torch.Generator().manual_seed(cfg.seed))[:cfg.val_samples]
+        val_idx = val_idx[pick.sort().values.to(val_idx.device)]
     bs = min(cfg.batch_size - cfg.batch_size % world, len(train_idx) - len(train_idx) % world)
     steps_per_epoch = max(1, len(train_idx) // bs)
     total = steps_per_epoch * cfg.max_epochs
+    total = min(total, cfg.max_steps) if cfg.max_steps else total
+    every = cfg.eval_every or min(steps_per_epoch, 200)
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _warmup_cosine(s, cfg.warmup_steps, total))
     g_perm = torch.Generator().manual_seed(cfg.seed)                 # same on every rank
     g_aug = torch.Generator().manual_seed(cfg.seed * 1000 + 1 + rank)
-    history, best, best_state, bad = [], math.inf, None, 0
+    history, best, best_state, bad, run, n_run = [], math.inf, None, 0, 0.0, 0
     t0 = time.perf_counter()
-    bar = tqdm(range(cfg.max_epochs), desc="pretrain", unit="epoch", disable=not progress or rank != 0)
-    for epoch in bar:
-        ddp.train()
-        perm = train_idx[torch.randperm(len(train_idx), generator=g_perm)]
-        run = 0.0
-        for s in range(steps_per_epoch):
-            loss = contrastive_step_loss(ddp, data, perm[s * bs:(s + 1) * bs], cfg, g_aug, device)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            model.clamp_()
-            run += float(loss.detach())
+    perm, p = train_idx[torch.randperm(len(train_idx), generator=g_perm)], 0
+    ddp.train()
+    bar = tqdm(range(total), desc=desc, unit="step", disable=not progress or rank != 0)
+    for step in bar:
+        if p + bs > len(perm):
+            perm, p = train_idx[torch.randperm(len(train_idx), generator=g_perm)], 0
+        loss = contrastive_step_loss(ddp, data, perm[p:p + bs], cfg, g_aug, device)
+        p += bs
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        model.clamp_()
+        run, n_run = run + float(loss.detach()), n_run + 1
+        if (step + 1) % every and step + 1 != total:
+            continue
         val = contrastive_eval(model, data, val_idx, bs, device)
-        history.append({"epoch": epoch + 1, "train_loss": run / steps_per_epoch, "val_loss": val,
-                        "logit_scale": float(model.logit_scale.detach().exp()), "lr": opt.param_groups[0]["lr"],
-                        "seconds": time.perf_counter() - t0})
+        ddp.train()
+        history.append({"step": step + 1, "epoch": round((step + 1) / steps_per_epoch, 3), "train_loss": run / n_run,
+                        "val_loss": val, "logit_scale": float(model.logit_scale.detach().exp()),
+                        "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
+        run, n_run = 0.0, 0
         if val < best - 1e-4:
             best, best_state, bad = val, copy.deepcopy(model.state_dict()), 0
         else:
             bad += 1
-        bar.set_postfix(train=f"{run / steps_per_epoch:.3f}", val=f"{val:.3f}", best=f"{best:.3f}",
+        bar.set_postfix(train=f"{history[-1]['train_loss']:.3f}", val=f"{val:.3f}", best=f"{best:.3f}",
                         T=f"{1 / history[-1]['logit_scale']:.3f}")
         if bad >= cfg.patience:
             break
+    bar.close()
     if best_state is None:
         raise FloatingPointError("pretrain: the validation loss was never finite (lower pretrain.lr?)")
     model.load_state_dict(best_state)
     model.eval()
-    result = {"history": history, "best_epoch": min(history, key=lambda h: h["val_loss"])["epoch"],
-              "best_val_loss": best, "epochs": len(history), "steps": len(history) * steps_per_epoch,
-              "global_batch": bs, "world_size": world, "seconds": time.perf_counter() - t0,
-              "train_samples": len(train_idx)}
+    top = min(history, key=lambda h: h["val_loss"])
+    result = {"history": history, "best_step": top["step"], "best_epoch": top["epoch"], "best_val_loss": best,
+              "epochs": round(history[-1]["step"] / steps_per_epoch, 3), "steps": history[-1]["step"],
+              "planned_steps": total, "global_batch": bs, "world_size": world,
+              "seconds": time.perf_counter() - t0, "train_samples": len(train_idx), "val_samples": len(val_idx)}
     return model, result
 
 
@@ -291,19 +311,31 @@ def _pos_stats(data: Data, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return pos.mean(0), pos.std(0, unbiased=False).clamp_min(1.0) if len(idx) > 1 else torch.ones(3)
 
 
-def _test_metrics(net: nn.Module, forward, fit: dict, data: Data, test_idx: torch.Tensor) -> dict:
+def _test_metrics(net: nn.Module, forward, fit: dict, data: Data, test_idx: torch.Tensor, pos_map=None) -> dict:
+    """Test metrics of the two best states (LoS, position); ``pos_map`` takes the predicted positions
+    [n, 3] into ``data``'s frame (another world: through the serving BS's frame)."""
     net.load_state_dict(fit["state_los"])
     logit, _ = predict(net, forward, test_idx)
     net.load_state_dict(fit["state_pos"])
     _, pos = predict(net, forward, test_idx)
-    return evaluate(logit.numpy(), pos.numpy(), data.los[test_idx].cpu().numpy(),
+    pos = pos.numpy() if pos_map is None else pos_map(pos.numpy())
+    return evaluate(logit.numpy(), pos, data.los[test_idx].cpu().numpy(),
                     data.position[test_idx].cpu().numpy()) | {
-        "_los_prob": torch.sigmoid(logit).numpy(), "_pos": pos.numpy()}
+        "_los_prob": torch.sigmoid(logit).numpy(), "_pos": pos}
+
+
+def _others(net, fit, others, forward_of) -> dict:
+    """{name: metrics on that data set's test split} for each (name, data, inputs, pos_map) in ``others``."""
+    return {name: {k: v for k, v in _test_metrics(net, forward_of(inputs), fit, d, d.index("test"), pos_map).items()
+                   if not k.startswith("_")} for name, d, inputs, pos_map in others}
 
 
 def train_heads(z_csi: torch.Tensor, z_img: torch.Tensor, data: Data, modality: str, train_idx: torch.Tensor,
-                cfg: SupervisedConfig, seed: int) -> tuple[Heads, dict]:
-    """Heads on frozen embeddings; returns the merged best heads and {test metrics, curves, time}."""
+                cfg: SupervisedConfig, seed: int, others=()) -> tuple[Heads, dict]:
+    """Heads on frozen embeddings; returns the merged best heads and {test metrics, curves, time}.
+
+    ``others``: (name, data set, (z_csi, z_img) of its samples, pos_map) applied as trained
+    (another world): their test metrics go under result["others"][name]."""
     seed_all(seed)
     feats = features(z_csi, z_img, modality)
     mean, std = _pos_stats(data, train_idx)
@@ -313,14 +345,22 @@ def train_heads(z_csi: torch.Tensor, z_img: torch.Tensor, data: Data, modality: 
     fwd = lambda idx, train: net(feats[idx])  # noqa: E731
     fit = fit_supervised(net, fwd, data, train_idx, data.index("val"), cfg, seed)
     metrics = _test_metrics(net, fwd, fit, data, data.index("test"))
+
+    def forward_of(z):
+        f = features(z[0], z[1], modality)
+        return lambda idx, train: net(f[idx])
+    metrics["others"] = _others(net, fit, others, forward_of)
+    net.load_state_dict(fit["state_pos"])
     net.los.load_state_dict({k[4:]: v for k, v in fit["state_los"].items() if k.startswith("los.")})
     net.eval()
     return net, metrics | {k: fit[k] for k in FIT_KEYS}
 
 
 def train_e2e(data: Data, model_cfg: ModelConfig, modality: str, train_idx: torch.Tensor, cfg: SupervisedConfig,
-              aug_cfg, seed: int, progress: bool = False) -> dict:
-    """E2E baseline from scratch on the labels (same encoders, heads, early stopping, augmentations)."""
+              aug_cfg, seed: int, progress: bool = False, others=()) -> dict:
+    """E2E baseline from scratch on the labels (same encoders, heads, early stopping, augmentations).
+
+    ``others``: (name, data set, None, pos_map) evaluated with the trained network, as in train_heads."""
     seed_all(seed)
     mean, std = _pos_stats(data, train_idx)
     net = E2E(model_cfg, modality, cfg.hidden, cfg.dropout, mean, std).to(data.csi.device)
@@ -334,4 +374,6 @@ def train_e2e(data: Data, model_cfg: ModelConfig, modality: str, train_idx: torc
 
     fit = fit_supervised(net, fwd, data, train_idx, data.index("val"), cfg, seed, desc="e2e", progress=progress)
     metrics = _test_metrics(net, fwd, fit, data, data.index("test"))
+    metrics["others"] = _others(net, fit, [(n, d, d, m) for n, d, _, m in others],
+                                lambda d: (lambda idx, train: net(d.csi[idx], d.image_batch(idx))))
     return metrics | {k: fit[k] for k in FIT_KEYS}

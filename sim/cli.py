@@ -25,7 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--out", type=Path, required=True, help="dataset folder (the scenario goes in OUT/NAME)")
     g.add_argument("--name", default="wmfm_twin", help="scenario name (folder)")
     g.add_argument("--scenes", type=positive_int, default=1000, help="scenes (camera frames) to simulate")
-    g.add_argument("--seed", type=seed, default=0, help="seed of the world, the traffic and the noise")
+    g.add_argument("--seed", type=seed, default=0, help="seed of the traffic and the noise (and of the building "
+                                                        "layout of the default street)")
+    g.add_argument("--world", type=seed, help="draw world W (street, buildings, BS and camera pose, traffic mix) "
+                                              "on top of the defaults or --config (default: the default street)")
+    g.add_argument("--bs", type=int_range(1, 8), default=1,
+                   help="BSs down the street, each with its camera and zone (DeepVerse6G's O1 has 4); every UE has "
+                        "a channel from every BS (`dataset build --bs K` reads BS K)")
+    g.add_argument("--ues", choices=("all", "fixed"), help="every vehicle in the coverage zone is a UE (all, up "
+                                                           "to traffic.max_ues) or traffic.ues_per_scene connected "
+                                                           "vehicles (fixed); default: from the config")
     g.add_argument("--config", type=Path, help="twin.yaml overriding the defaults (`wmfm twin config` prints them)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing scenario")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -63,8 +72,57 @@ def register(sub: argparse._SubParsersAction) -> None:
     st.add_argument("--out", type=Path, help="PNG (default: CACHE/stats.png)")
     st.set_defaults(func=_dataset_stats)
 
+    _register_corpus(sub)
     _register_replay(sub)
     _register_bench(sub)
+
+
+def _register_corpus(sub) -> None:
+    c = sub.add_parser("corpus", help="many twin worlds -> one unlabelled pretraining corpus")
+    csub = c.add_subparsers(dest="action", required=True, metavar="ACTION")
+    b = csub.add_parser("build", help="draw worlds, generate them, cache them; labels kept apart from what "
+                                      "pretraining reads (resumes an interrupted build)")
+    b.add_argument("--out", type=Path, required=True, help="corpus folder")
+    b.add_argument("--worlds", type=positive_int, required=True, help="worlds in the corpus")
+    b.add_argument("--scenes-per-world", type=int_range(200), default=1000, help="camera frames per world")
+    b.add_argument("--first-world", type=seed, default=1, help="world ids from this one on (`twin generate --world`)")
+    b.add_argument("--exclude", type=seed, nargs="*", default=[1000],
+                   help="world ids never in the corpus (the experiments' unseen world is 1000)")
+    b.add_argument("--seed", type=seed, default=0, help="traffic seed of world w: SEED + w")
+    b.add_argument("--scene-period", type=positive_float, default=0.5, help="seconds between frames")
+    b.add_argument("--image-size", type=int_range(8, 4096), nargs=2, default=(64, 64), metavar=("H", "W"),
+                   help="stored frame size")
+    b.add_argument("--max-ues", type=int_range(1, 64), default=20, help="UEs per frame at most")
+    b.add_argument("--keep-scenarios", action="store_true", help="keep the DeepVerse6G scenarios in OUT/scenarios")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=_corpus_build)
+    s = csub.add_parser("show", help="what a corpus holds")
+    s.add_argument("corpus", type=Path, help="corpus folder")
+    s.set_defaults(func=_corpus_show)
+
+
+def _corpus_build(args) -> int:
+    from wmfm.cache import CorpusSpec
+    from wmfm.config import from_dict
+
+    from . import corpus
+    spec = from_dict(CorpusSpec, {"worlds": args.worlds, "scenes_per_world": args.scenes_per_world,
+                                  "first_world": args.first_world, "exclude": list(args.exclude), "seed": args.seed,
+                                  "scene_period_s": args.scene_period, "image_size": list(args.image_size),
+                                  "max_ues": args.max_ues}, "corpus")
+    meta = corpus.build(args.out, spec, progress=not args.quiet, keep_scenarios=args.keep_scenarios)
+    print(f"corpus        {args.out}")
+    print(corpus.describe(meta))
+    return 0
+
+
+def _corpus_show(args) -> int:
+    from wmfm.cache import load_corpus
+
+    from . import corpus
+    meta = load_corpus(args.corpus)["meta"]
+    print(corpus.describe(meta))
+    return 0
 
 
 def _register_replay(sub) -> None:
@@ -131,7 +189,8 @@ def _register_bench(sub) -> None:
     from wmfm.xapp.inference import BACKENDS
     bench = sub.add_parser("bench", help="benchmarks, each against its baseline in the same run")
     bsub = bench.add_subparsers(dest="what", required=True, metavar="WHAT")
-    t = bsub.add_parser("twin", help="twin scenes per second on one core, stage breakdown, cache build time")
+    t = bsub.add_parser("twin", help="twin scenes and UE samples per second on one core, stage breakdown, "
+                                    "cache build time")
     t.add_argument("--scenes", type=positive_int, default=2000, help="scenes to generate")
     t.add_argument("--seed", type=seed, default=0, help="twin seed")
     t.add_argument("--cache", action="store_true", help="also time `wmfm dataset build` on the scenario")
@@ -176,19 +235,32 @@ def _register_bench(sub) -> None:
 
 
 def _twin_generate(args) -> int:
+    import dataclasses as dc
+
+    import numpy as np
+
     from wmfm.config import load_file
 
+    from .twin import worlds
     from .twin.generate import generate
     from .twin.params import TwinConfig
 
     cfg = load_file(TwinConfig, args.config, "twin") if args.config else TwinConfig()
+    if args.ues:
+        cfg = dc.replace(cfg, traffic=dc.replace(cfg.traffic, ue_policy=args.ues))
+    if args.world is not None:
+        cfg = worlds.draw(args.world, cfg, n_bs=args.bs)
+    elif args.bs > 1:
+        cfg = worlds.add_sites(cfg, args.bs, np.random.default_rng([args.bs, 0x517E]))
     s = generate(args.out, args.name, args.scenes, args.seed, cfg, overwrite=args.overwrite,
                  progress=not args.quiet)
-    print(f"scenario      {s['path']}")
-    print(f"scenes        {s['scenes']}  UEs {s['ues']}  vehicles on the road (mean) {s['mean_vehicles_on_road']}")
-    print(f"class balance LoS {s['los']} ({1 - s['nlos_share']:.1%})  NLoS {s['nlos']} ({s['nlos_share']:.1%})")
+    print(f"scenario      {s['path']}  ({'world ' + str(cfg.world) if cfg.world is not None else 'default street'})")
+    print(f"scenes        {s['scenes']}  UEs {s['ues']} ({s['mean_ues_per_scene']} per scene, policy "
+          f"{s['ue_policy']})  vehicles on the road (mean) {s['mean_vehicles_on_road']}")
+    print(f"class balance LoS {s['los']} ({1 - s['nlos_share']:.1%})  NLoS {s['nlos']} ({s['nlos_share']:.1%})"
+          + (f"  (BS 1; NLoS by BS {s['nlos_share_by_bs']})" if s.get("nlos_share_by_bs") else ""))
     print(f"paths per UE  {s['mean_paths_per_ue']}  by kind {s['paths_by_kind']}")
-    print(f"speed         {s['scenes_per_s']} scenes/s ({s['seconds']} s)")
+    print(f"speed         {s['scenes_per_s']} scenes/s, {s['ues_per_s']} UE samples/s ({s['seconds']} s)")
     return 0
 
 

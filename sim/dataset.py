@@ -3,7 +3,8 @@
 The channels come from the official `deepverse` package (one `Dataset` per BS and per chunk
 of scenes, since it generates everything eagerly as complex128); LoS labels from the per-path
 flags; positions from `loc-ue`; the camera frame of each scene is decoded once, resized and
-repeated for every UE of the scene; the UE identity is its moving object (UE j = object j).
+repeated for every UE of the scene; the UE identity and its vehicle's box come from its moving
+object (UE j = object j); the BS and camera poses from the scenario's files.
 
 Cache layout (N samples = UEs with at least one path, in time order):
   csi.npy       [N, 2, n_ue_ant * n_bs_ant, n_subcarriers] float32, real/imag, as deepverse
@@ -12,9 +13,14 @@ Cache layout (N samples = UEs with at least one path, in time order):
   los.npy       [N] uint8, 1 = LoS        position.npy [N, 3] float32, metres (UE antenna)
   scene.npy     [N] int32                 time.npy     [N] float64, seconds
   ue.npy        [N] int64 (moving-object id, or the UE index without a trajectory file)
+  box.npy       [N, 2, 3] float32, metres: [[xmin, ymin, zmin], [xmax, ymax, zmax]] of the UE's
+                vehicle (its object's `bounds`); NaN without a trajectory file
   n_paths.npy   [N] int16                 power_dbm.npy [N] float32, total received power
   split.npy     [N] int8: 0 train, 1 val, 2 test, -1 guard gap (unused)
-  meta.json     source, generating config, loader config, shapes, counts, split
+  meta.json     source, generating config, loader config, shapes, counts, split; source.bs_pose
+                {position_m [3], yaw_deg} (`tx_loc` or BS<k>_BS.mat, the loader's bs_antenna
+                rotation[2]) and source.camera_properties {location, rotation [roll, pitch, yaw],
+                FoV, resolution [W, H]} (the sensor's properties in param/scenario.yaml, when given)
 Written to a temporary folder and renamed at the end: an interrupted build leaves nothing.
 """
 
@@ -37,6 +43,7 @@ from tqdm import tqdm
 import wmfm
 from wmfm.cache import FORMAT, SPLITS
 
+from .pixels import CAMERA_KEYS
 from .scenario import ScenarioError, ScenarioInfo, inspect
 
 # Loader parameters used when the scenario carries none (param/config.yaml); the same
@@ -169,6 +176,7 @@ def build(scenario: str | Path, out: str | Path, bs: int = 1, camera: str | int 
     try:
         meta = _fill(info, index, tmp, n, image_size, Path(config) if config else None, period,
                      chunk, progress)
+        n = meta["samples"]
         split = split_blocks(len(info.scenes), guard_scenes=int(round(guard_s / period)), seed=seed)
         scene_arr = np.load(tmp / "scene.npy")
         sample_split = split["label"][scene_arr]
@@ -178,15 +186,20 @@ def build(scenario: str | Path, out: str | Path, bs: int = 1, camera: str | int 
         if warnings and not allow_one_class:
             raise ScenarioError(f"{scenario}: {warnings[0]}: generate more scenes (or try another --seed for the "
                                 "split); --allow-one-class writes the cache anyway")
+        source = {"scenario": str(scenario.resolve()), "bs": bs, "camera": info.camera_id,
+                  "carrier_hz": info.carrier_hz, "num_bs": info.n_bs, "scenes": len(info.scenes),
+                  "bs_pose": bs_pose(info, meta["loader"])}
+        if (camera := camera_properties(info)) is not None:
+            source["camera_properties"] = camera
         meta.update({
             "format": FORMAT,
             "created_by": f"wmfm {wmfm.__version__}",
-            "source": {"scenario": str(scenario.resolve()), "bs": bs, "camera": info.camera_id,
-                       "carrier_hz": info.carrier_hz, "num_bs": info.n_bs, "scenes": len(info.scenes)},
+            "source": source,
             "generator": info.twin,     # twin config + seed + summary when our twin wrote it
             "scene_period_s": period,
             "samples": n,
             "dropped_no_path": dropped,
+            "dropped_outside_fov": meta["dropped_outside_fov"],
             "counts": {"los": int(los.sum()), "nlos": int(n - los.sum()),
                        "nlos_share": round(float(1 - los.mean()), 4)},
             "split": {"method": "contiguous time blocks, seeded block permutation, guard gaps",
@@ -212,6 +225,21 @@ def build(scenario: str | Path, out: str | Path, bs: int = 1, camera: str | int 
     return meta
 
 
+def bs_pose(info: ScenarioInfo, loader: dict) -> dict:
+    """{"position_m": [x, y, z], "yaw_deg": yaw}: where deepverse puts the BS (`tx_loc`, else
+    BS<k>_BS.mat) and the array's azimuth rotation (loader comm.bs_antenna.rotation[2])."""
+    rot = np.ravel(loader.get("comm", {}).get("bs_antenna", {}).get("rotation", [0, 0, 0]))
+    return {"position_m": [float(v) for v in info.bs_position],
+            "yaw_deg": float(rot[2]) if len(rot) >= 3 else 0.0}
+
+
+def camera_properties(info: ScenarioInfo) -> dict | None:
+    """The camera sensor's location [m], rotation [roll, pitch, yaw] [deg], FoV [deg] and
+    resolution [W, H] [px], as far as param/scenario.yaml gives them (None: none of them)."""
+    props = {k: info.camera_properties[k] for k in CAMERA_KEYS if k in (info.camera_properties or {})}
+    return props or None
+
+
 def _one_class_splits(los: np.ndarray, split: np.ndarray) -> list[str]:
     """'the val split has no NLoS sample', ... for each split missing a class (empty list: none)."""
     out = []
@@ -233,6 +261,7 @@ class SceneSamples:
     csi: np.ndarray           # [n, n_ue_ant * n_bs_ant, n_sc] complex128
     position: np.ndarray      # [n, 3] float, metres (`loc-ue`)
     ue_id: np.ndarray         # [n] int64 moving-object id (the UE index without a trajectory file)
+    outside_fov: list[int]    # UEs j whose every path lies outside the BS antenna's field of view (no channel)
 
 
 def read_scenes(info: ScenarioInfo, by_scene: dict[int, list[int]], config: Path | None, tmp: Path,
@@ -253,18 +282,19 @@ def read_scenes(info: ScenarioInfo, by_scene: dict[int, list[int]], config: Path
             for t, j in zip(obj.time, obj.object_scene_id):
                 owner[(t, j)] = oid
         for i, s in enumerate(part):
-            ues = [int(j) for j in by_scene[s]]
-            csi, pos = [], []
-            for j in ues:
+            ues, csi, pos, outside = [], [], [], []
+            for j in (int(j) for j in by_scene[s]):
                 ch = ds.get_sample("comm-ue", index=i, ue_idx=j, bs_idx=0)
-                if ch.coeffs is None:   # every path outside the antenna field of view
-                    raise ScenarioError(f"scene {s} UE {j}: deepverse generated no channel "
-                                        "(all paths outside the antenna FoV?)")
+                if ch.coeffs is None:   # every path outside the antenna field of view: this BS does not serve it
+                    outside.append(j)
+                    continue
+                ues.append(j)
                 csi.append(ch.coeffs.reshape(-1, ch.coeffs.shape[2]))
                 pos.append(ds.get_sample("loc-ue", index=i, ue_idx=j))
             yield SceneSamples(s, ds.get_sample("cam", index=i, device_index=int(info.camera_index)), ues,
-                               np.stack(csi), np.asarray(pos, float).reshape(-1, 3),
-                               np.array([int(owner.get((s, j), j)) for j in ues], np.int64))
+                               np.stack(csi) if csi else np.zeros((0, 0, 0), complex),
+                               np.asarray(pos, float).reshape(-1, 3),
+                               np.array([int(owner.get((s, j), j)) for j in ues], np.int64), outside)
         del ds
 
 
@@ -276,16 +306,21 @@ def _fill(info: ScenarioInfo, index, tmp: Path, n: int, image_size, config, peri
     arrays: dict[str, np.ndarray] = {}      # memmaps, opened at the first channel (its shape)
     los = np.zeros(n, np.uint8)
     pos = np.zeros((n, 3), np.float32)
-    scene = np.array([s for s, _ in index], np.int32)
+    scene = np.zeros(n, np.int32)
     ue = np.zeros(n, np.int64)
     n_paths = np.zeros(n, np.int16)
+    box = np.full((n, 2, 3), np.nan, np.float32)
     power = np.zeros(n, np.float32)
     by_scene: dict[int, list[int]] = {}
     for s, j in index:
         by_scene.setdefault(s, []).append(int(j))
     bar = tqdm(total=n, desc="cache", unit="sample", disable=not progress)
-    k = 0                                   # samples are in (scene, UE) order, as `index`
+    k = outside = 0                         # samples are in (scene, UE) order, as `index`
     for sc in read_scenes(info, by_scene, config, tmp, chunk, bar.set_postfix_str):
+        outside += len(sc.outside_fov)
+        bar.update(len(sc.ues) + len(sc.outside_fov))
+        if not sc.ues:
+            continue
         img = load_image(sc.image, (h, w))
         lk = info.links[sc.scene]
         if not arrays:
@@ -300,16 +335,33 @@ def _fill(info: ScenarioInfo, index, tmp: Path, n: int, image_size, config, peri
             n_paths[k] = lk.n_paths[j]
             power[k] = lk.power_dbm[j]
             ue[k] = oid
+            scene[k] = sc.scene
+            if info.ue_bounds is not None:
+                box[k] = info.ue_bounds[sc.scene][j]
             k += 1
-        bar.update(len(sc.ues))
     bar.close()
+    if not arrays:
+        raise ScenarioError(f"{info.path}: BS {info.bs} serves no UE: every path lies outside its antenna's field "
+                            "of view (`comm.bs_antenna.FoV` of the loader config)")
     for a in arrays.values():
         a.flush()
+    if k < n:                               # UEs outside the BS's field of view: shrink to the samples kept
+        for name in list(arrays):
+            src = arrays.pop(name)
+            dst = open_memmap(tmp / f"{name}.part.npy", "w+", src.dtype, (k, *src.shape[1:]))
+            for c0 in range(0, k, 4096):
+                dst[c0:c0 + 4096] = src[c0:min(k, c0 + 4096)]
+            dst.flush()
+            del src, dst
+            (tmp / f"{name}.part.npy").replace(tmp / f"{name}.npy")
+        n = k
+        los, pos, scene, ue, n_paths, box, power = (a[:k] for a in (los, pos, scene, ue, n_paths, box, power))
     for name, a in (("los", los), ("position", pos), ("scene", scene), ("time", scene * float(period)),
-                    ("ue", ue), ("n_paths", n_paths), ("power_dbm", power)):
+                    ("ue", ue), ("box", box), ("n_paths", n_paths), ("power_dbm", power)):
         np.save(tmp / f"{name}.npy", a)
     (tmp / "loader.json").unlink(missing_ok=True)
     return {
+        "samples": n, "dropped_outside_fov": outside,
         "arrays": {
             "csi": {"shape": [n, 2, n_ant, n_sc], "dtype": "float32",
                     "layout": "[sample, real/imag, ue_ant*bs_ant, subcarrier]"},
@@ -317,7 +369,10 @@ def _fill(info: ScenarioInfo, index, tmp: Path, n: int, image_size, config, peri
             "los": {"shape": [n], "dtype": "uint8"}, "position": {"shape": [n, 3], "dtype": "float32",
                                                                  "unit": "m"},
             "scene": {"shape": [n], "dtype": "int32"}, "time": {"shape": [n], "dtype": "float64", "unit": "s"},
-            "ue": {"shape": [n], "dtype": "int64"}, "n_paths": {"shape": [n], "dtype": "int16"},
+            "ue": {"shape": [n], "dtype": "int64"},
+            "box": {"shape": [n, 2, 3], "dtype": "float32", "unit": "m",
+                    "layout": "[sample, min/max corner, xyz] of the UE's vehicle; NaN: no trajectory file"},
+            "n_paths": {"shape": [n], "dtype": "int16"},
             "power_dbm": {"shape": [n], "dtype": "float32", "unit": "dBm"},
             "split": {"shape": [n], "dtype": "int8", "values": {"train": 0, "val": 1, "test": 2, "guard": -1}},
         },

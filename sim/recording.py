@@ -131,6 +131,9 @@ def load(scenario: str | Path, split: str = "test", cache: str | Path | None = N
     bar = tqdm(total=total, desc="load scenes", unit="UE", disable=not progress, leave=False)
     with tempfile.TemporaryDirectory(prefix="wmfm-replay-") as tmp:
         for sc in read_scenes(info, by_scene, Path(config) if config else None, Path(tmp), status=bar.set_postfix_str):
+            bar.update(len(sc.outside_fov))
+            if not sc.ues:                   # every UE outside the BS's field of view
+                continue
             path = Path(sc.image)
             with Image.open(path) as im:
                 size, fmt = im.size, im.format

@@ -4,7 +4,9 @@ The official `deepverse` package fails on bad input deep inside pandas/scipy, or
 (a stray image shifts every index, an extra UE file drops UEs). Before anything is read
 through it, `inspect` checks the layout described in docs/deepverse6g-format.md and
 raises one `ScenarioError` naming the file and the field. It also reads what deepverse does
-not expose correctly: the per-path LoS flags (its `LoS_status` is always -1).
+not expose correctly: the per-path LoS flags (its `LoS_status` is always -1), and what it
+does not expose at all: the BS position, the camera's pose and intrinsics, and the 3-D box of
+each UE's vehicle (UE j of a scene is moving object j of that scene).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class SceneLinks:
     los: np.ndarray          # [N] bool: any path with LoS flag 1
     power_dbm: np.ndarray    # [N] total received power (-inf without paths)
     rx_locs: np.ndarray      # [N, 5]
+    tx_loc: np.ndarray | None = None   # [3] BS position [m] when the file carries `tx_loc`
 
 
 @dataclass
@@ -55,6 +58,10 @@ class ScenarioInfo:
     image_files: list[str] = field(default_factory=list)
     has_trajectory: bool = False
     twin: dict | None = None                 # param/twin.json when the project's twin wrote it
+    bs_position: np.ndarray | None = None    # [3] metres: `tx_loc`, else BS<k>_BS.mat rx_locs row k-1
+    camera_properties: dict | None = None    # the camera sensor's `properties` in param/scenario.yaml
+    ue_bounds: list[np.ndarray] | None = None  # per scene [N_s, 2, 3] min/max corners [m] of UE j's
+                                               # vehicle (object j); None without a trajectory file
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -108,7 +115,35 @@ def read_links(path: Path, root: Path, n: int) -> SceneLinks:
         if m.shape[1]:
             los[j] = bool((m[7] == 1).any())
             power[j] = 10 * np.log10(np.sum(10 ** (m[2] / 10)))
-    return SceneLinks(n_paths, los, power, locs)
+    tx = np.asarray(data["tx_loc"], dtype=float).ravel() if "tx_loc" in data else None
+    if tx is not None and tx.shape != (3,):
+        raise ScenarioError(f"{where}: tx_loc has {tx.size} values; expected 3 (x, y, z)")
+    return SceneLinks(n_paths, los, power, locs, tx)
+
+
+def _bs_position(scene_dir: Path, links: SceneLinks, bs: int, root: Path) -> np.ndarray:
+    """Where BS ``bs`` stands [3], as deepverse places it: the UE file's `tx_loc`, else row
+    bs-1 of rx_locs in BS<bs>_BS.mat (the BS is static: the first scene says it)."""
+    if links.tx_loc is not None:
+        return links.tx_loc
+    f = scene_dir / f"BS{bs}_BS.mat"
+    locs = np.asarray(_loadmat(f, root).get("rx_locs", np.zeros((0, 5))), dtype=float)
+    if locs.ndim != 2 or locs.shape[0] < bs or locs.shape[1] < 3:
+        raise ScenarioError(f"{_rel(f, root)}: rx_locs has shape {locs.shape}; BS {bs}'s position needs "
+                            f"row {bs} (the UE files carry no tx_loc)")
+    return locs[bs - 1, :3]
+
+
+def _ue_bounds(objs: list, n: int, where: str) -> np.ndarray:
+    """[n, 2, 3] `bounds` of the first n objects of a scene (UE j = object j)."""
+    out = np.empty((n, 2, 3))
+    for j, o in enumerate(objs[:n]):
+        b = np.asarray(o.get("bounds") if isinstance(o, dict) else None, dtype=float)
+        if b.shape != (2, 3):
+            raise ScenarioError(f"{where}.objects{{{j + 1}}}.bounds has shape {b.shape}; "
+                                "expected 2x3 [[xmin, ymin, zmin], [xmax, ymax, zmax]]")
+        out[j] = b
+    return out
 
 
 def _scenario_yaml(root: Path) -> dict:
@@ -126,8 +161,9 @@ def _scenario_yaml(root: Path) -> dict:
 
 def inspect(scenario: str | Path, bs: int = 1, camera: str | int | None = None,
             progress: bool = False) -> ScenarioInfo:
-    """Check a scenario folder for BS ``bs`` (1-based) and camera ``camera`` (id, index, or
-    None for the first camera) and return what it holds. Raises ScenarioError."""
+    """Check a scenario folder for BS ``bs`` (1-based) and camera ``camera`` (id, index, or None:
+    BS k's first camera `unit<k>_cam1` when the scenario names its cameras as DeepVerse6G does,
+    else the first camera) and return what it holds. Raises ScenarioError."""
     from tqdm import tqdm
 
     root = Path(scenario)
@@ -176,14 +212,16 @@ def inspect(scenario: str | Path, bs: int = 1, camera: str | int | None = None,
         links.append(read_links(d / f, root, int(m.group(3))))
 
     # camera
-    info = ScenarioInfo(root, bs, None, None, carrier, n_bs, scenes, links)
+    info = ScenarioInfo(root, bs, None, None, carrier, n_bs, scenes, links,
+                        bs_position=_bs_position(scene_dirs[0], links[0], bs, root))
     cmod = mods.get("camera")
     if camera is not None or cmod is not None:
-        sensors = [s.get("id") for s in (cmod or {}).get("sensors", []) or [] if isinstance(s, dict)]
+        entries = [s for s in (cmod or {}).get("sensors", []) or [] if isinstance(s, dict)]
+        sensors = [s.get("id") for s in entries]
         if not sensors:
             raise ScenarioError(f"{_rel(root / 'param' / 'scenario.yaml', root)}: modality 'camera' lists no sensors")
         if camera is None:
-            idx = 0
+            idx = sensors.index(f"unit{bs}_cam1") if f"unit{bs}_cam1" in sensors else 0
         elif isinstance(camera, int) or (isinstance(camera, str) and camera.isdigit() and camera not in sensors):
             idx = int(camera)
             if not 0 <= idx < len(sensors):
@@ -200,6 +238,8 @@ def inspect(scenario: str | Path, bs: int = 1, camera: str | int | None = None,
             raise ScenarioError(f"{_rel(cam_dir, root)}: {len(files)} images for {len(scenes)} scenes "
                                 "(deepverse maps image k to scene k: counts must match)")
         info.camera_id, info.camera_index, info.image_files = str(sensors[idx]), idx, files
+        props = entries[idx].get("properties")
+        info.camera_properties = props if isinstance(props, dict) else None
 
     # moving objects (optional): UE j of a scene is object j of that scene
     omod = next((m for n, m in mods.items() if n and "object" in n), None)
@@ -212,13 +252,15 @@ def inspect(scenario: str | Path, bs: int = 1, camera: str | int | None = None,
         tscenes = data["scene"] if isinstance(data["scene"], list) else [data["scene"]]
         if len(tscenes) < len(scenes):
             raise ScenarioError(f"{_rel(tfile, root)}: scene has {len(tscenes)} entries for {len(scenes)} scenes")
+        bounds = []
         for s, (entry, lk) in enumerate(zip(tscenes, links)):
             objs = entry.get("objects", []) if isinstance(entry, dict) else []
-            objs = [objs] if isinstance(objs, dict) else objs
+            objs = [objs] if isinstance(objs, dict) else list(objs)
             if len(objs) < len(lk.n_paths):
                 raise ScenarioError(f"{_rel(tfile, root)}: scene{{{s + 1}}}.objects has {len(objs)} objects "
                                     f"for {len(lk.n_paths)} UEs")
-        info.has_trajectory = True
+            bounds.append(_ue_bounds(objs, len(lk.n_paths), f"{_rel(tfile, root)}: scene{{{s + 1}}}"))
+        info.has_trajectory, info.ue_bounds = True, bounds
     twin = root / "param" / "twin.json"
     if twin.is_file():
         info.twin = json.loads(twin.read_text())

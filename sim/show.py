@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, NullFormatter  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from wmfm.config import from_dict  # noqa: E402
@@ -100,12 +101,11 @@ def draw_map(ax, twin: dict | None):
     scenario was written by our twin (param/twin.json); returns (TwinConfig or None, BS xyz or None)."""
     if not twin:
         return None, None
-    from .twin.generate import rngs
+    from .twin.generate import build_world
     from .twin.params import TwinConfig
-    from .twin.world import World
 
     cfg = from_dict(TwinConfig, twin["config"], "twin")
-    world = World.build(cfg, rngs(twin["seed"])[0])
+    world = build_world(cfg, twin["seed"])
     road = cfg.road
     hl = road.length_m / 2
     ax.add_patch(Rectangle((-hl, -road.half_width_m), road.length_m, 2 * road.half_width_m, color="0.35"))
@@ -115,20 +115,30 @@ def draw_map(ax, twin: dict | None):
     ax.axhline(0, color="gold", lw=1.2)
     for b in world.buildings:
         ax.add_patch(Rectangle((b[0], b[1]), b[3] - b[0], b[4] - b[1], color="0.75", ec="0.5"))
-    lo, hi = cfg.traffic.coverage_x_m
-    ax.axvspan(lo, hi, color="yellow", alpha=0.07, label="coverage zone")
+    for k in range(cfg.n_bs):
+        lo, hi = cfg.site(k).traffic.coverage_x_m
+        ax.axvspan(lo, hi, color="yellow", alpha=0.07, label="coverage zone" if k == 0 else None)
+        if k:
+            ax.plot(*cfg.site(k).bs.position_m[:2], "^", color="0.4", ms=8, zorder=6)
+            ax.annotate(f"BS{k + 1}", cfg.site(k).bs.position_m[:2], xytext=(4, -10), textcoords="offset points",
+                        fontsize=7)
     return cfg, np.asarray(cfg.bs.position_m)
 
 
 def map_limits(ax, cfg) -> None:
-    ax.set_xlim(-25, cfg.traffic.coverage_x_m[1] + 25)
+    lo = min(min(site.traffic.coverage_x_m[0], site.bs.position_m[0]) for site in map(cfg.site, range(cfg.n_bs)))
+    hi = max(cfg.site(k).traffic.coverage_x_m[1] for k in range(cfg.n_bs))
+    ax.set_xlim(lo - 25, hi + 25)
     ax.set_ylim(-cfg.road.facade_y_m - 8, cfg.road.facade_y_m + 8)
 
 
 def dataset_stats(cache: str | Path, out: str | Path | None = None) -> tuple[dict, Path]:
     """Summary of a cache and a PNG: class balance per split, UE positions coloured by LoS,
-    path counts and received powers."""
+    path counts and received powers, and the pixels a UE's vehicle covers in the model's input
+    (sim/pixels.py) against its distance to the BS."""
     from wmfm.cache import SPLITS, load
+
+    from .pixels import DISTANCE_BINS_M, ue_pixel_stats
 
     cache = Path(cache)
     d = load(cache)
@@ -143,8 +153,11 @@ def dataset_stats(cache: str | Path, out: str | Path | None = None) -> tuple[dic
         "mean_paths": round(float(d["n_paths"].mean()), 2),
         "power_dbm": {"los_median": float(np.median(d["power_dbm"][los])) if los.any() else None,
                       "nlos_median": float(np.median(d["power_dbm"][~los])) if (~los).any() else None},
+        "ue_pixels": ue_pixel_stats(meta, d.get("box"), pos),
     }
-    fig, axs = plt.subplots(2, 2, figsize=(12, 8))
+    fig = plt.figure(figsize=(18, 8))
+    grid = fig.add_gridspec(2, 3)
+    axs = np.array([[fig.add_subplot(grid[r, c]) for c in range(2)] for r in range(2)])
     ax = axs[0, 0]
     x = np.arange(3)
     n_los = [int((los & (split == k)).sum()) for k in range(3)]
@@ -174,6 +187,7 @@ def dataset_stats(cache: str | Path, out: str | Path | None = None) -> tuple[dic
     ax.set_xlabel("total received power [dBm] (0 dBm transmitted)")
     ax.set_title("received power")
     ax.legend()
+    _pixels_panel(fig.add_subplot(grid[:, 2]), summary["ue_pixels"], DISTANCE_BINS_M)
     fig.suptitle(f"cache {cache.name}: {meta['samples']} samples from {Path(meta['source']['scenario']).name}")
     fig.tight_layout()
     out = Path(out) if out else cache / "stats.png"
@@ -181,3 +195,32 @@ def dataset_stats(cache: str | Path, out: str | Path | None = None) -> tuple[dic
     plt.close(fig)
     (out.with_suffix(".json")).write_text(json.dumps(summary, indent=2))
     return summary, out
+
+
+def _pixels_panel(ax, px: dict, edges) -> None:
+    """Median visible width of a UE's vehicle [input px] per distance bin, one line per input size."""
+    ax.set_title("UE vehicle width in the model input")
+    if "unavailable" in px or not isinstance(px["by_distance_m"], dict):
+        ax.text(0.5, 0.5, px.get("unavailable") or px["by_distance_m"], ha="center", va="center",
+                wrap=True, transform=ax.transAxes, fontsize=9)
+        ax.set_axis_off()
+        return
+    names = list(px["by_distance_m"])
+    x = [(a + (b if np.isfinite(b) else a + 20)) / 2 for a, b in zip(edges[:-1], edges[1:])]
+    seen = []
+    for size, entry in px["input_sizes"].items():
+        y = [entry["by_distance_m"][n]["median_width_px"] for n in names]
+        seen += [v for v in y if v]
+        ax.plot(x, [np.nan if v is None else v for v in y], "o-",
+                label=f"{size}{' (cache)' if size == px['cache_input_size'] else ''}")
+    ax.set_xticks(x, [f"{n} m" for n in names])
+    ax.set_yscale("log")
+    if seen:                                  # powers of two spanning the lines
+        lo, hi = np.floor(np.log2(min(seen))), np.ceil(np.log2(max(seen)))
+        ax.set_yticks(2.0 ** np.arange(lo, hi + 1))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("distance UE - BS")
+    ax.set_ylabel("median visible width [input px]")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(title="input H x W")

@@ -21,10 +21,11 @@ from wmfm.sim.twin.params import TwinConfig
 
 @pytest.fixture(scope="session")
 def twin_scenario(tmp_path_factory):
-    """A small twin scenario (150 scenes, 2 UEs per scene), generated once per session."""
+    """A small twin scenario (150 scenes, 2 connected UEs per scene: the service tests need a small,
+    fixed load; tests/sim/test_twin.py covers the every-vehicle-a-UE default), generated once."""
     root = tmp_path_factory.mktemp("twin")
     cfg = TwinConfig()
-    cfg = dc.replace(cfg, traffic=dc.replace(cfg.traffic, ues_per_scene=2),
+    cfg = dc.replace(cfg, traffic=dc.replace(cfg.traffic, ue_policy="fixed", ues_per_scene=2),
                      camera=dc.replace(cfg.camera, resolution=(160, 120)))
     summary = generate(root, "small", 150, seed=3, cfg=cfg, progress=False)
     return root / "small", summary

@@ -37,13 +37,15 @@ def build_parser() -> Parser:
     x = sub.add_parser("experiment", help="twin (or a scenario) -> cache -> WMFM vs E2E over label fractions and "
                                           "seeds -> report + deployable model.pt")
     x.add_argument("--preset", required=True, choices=model_cli.PRESETS,
-                   help="tiny: ~1 min (tests, demo); cpu: the reference, ~45 min on 2 cores; gpu: 20 000 scenes")
+                   help="tiny: ~2 min (tests, demo); cpu: the reference, <= 90 min on 2 cores; gpu: a 100x corpus")
     x.add_argument("--out", required=True, help="output folder (an existing one needs --overwrite)")
     x.add_argument("--overwrite", action="store_true",
                    help="replace the results in OUT (a twin and cache in OUT/data that match are reused)")
     src = x.add_mutually_exclusive_group()
     src.add_argument("--scenario", help="a DeepVerse6G scenario folder instead of the twin")
     src.add_argument("--cache", help="a `wmfm dataset build` cache instead of the twin")
+    x.add_argument("--corpus", help="a `wmfm corpus build` corpus to pretrain on (default: the preset's, built "
+                                    "in OUT/data/corpus and reused)")
     x.add_argument("--config", help="YAML overrides of the preset (field names as in OUT/config.json)")
     x.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     x.add_argument("--threads", type=positive_int, help="torch CPU threads (default: the cores this process may use)")
@@ -79,7 +81,7 @@ def _experiment(args) -> int:
     out = Path(args.out)
     pipeline.check_out(out, args.overwrite)
     set_threads(args.threads)
-    rep = pipeline.run(cfg, out, scenario=args.scenario, cache=args.cache, device=args.device,
+    rep = pipeline.run(cfg, out, scenario=args.scenario, cache=args.cache, corpus=args.corpus, device=args.device,
                        progress=not args.quiet, preset_name=args.preset)
     h = rep["summary"]["headline"]
     print(f"report        {out / 'report.md'}  ({rep['wall_time_s'] / 60:.1f} min)")
@@ -88,6 +90,15 @@ def _experiment(args) -> int:
           f"({error_change(h['loc_error_reduction_pct'])})")
     print(f"train time    {h['train_time_ratio']:.1f}x less ({h['train_time_ratio_with_embedding']:.1f}x with the "
           "embedding pass)")
+    p = rep["pretrain_pool"]
+    print(f"pretraining   {p['source']}: {p['train_samples']} samples, {p['pool_over_labelled']}x the labelled train "
+          f"split")
+    u = rep["unseen_world"]
+    if u:
+        row = next(r for r in u["as_trained"] if (r["method"], r["modality"], r["label_fraction"]) ==
+                   ("wmfm", "fused", 1.0))
+        print(f"unseen world  {u['world']}: WMFM fused heads as trained: LoS BA "
+              f"{row['unseen_los_balanced_accuracy_mean']:.3f}, loc error {row['unseen_loc_mean_error_m_mean']:.2f} m")
     print(f"model         {out / 'model.pt'}")
     return 0
 

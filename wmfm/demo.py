@@ -1,9 +1,10 @@
 """`wmfm demo` (`make demo`): the whole system on embedded defaults, in one command.
 
-    twin (500 scenes) -> cache -> WMFM `tiny` experiment (report + model.pt) -> ONNX export
-    (all reused from OUT when already there) -> embedded redis-server + the xApp (a child
-    process, loopback) -> replay of the test split's trajectories at real time -> scores,
-    pictures, the xApp's stage breakdown -> everything shut down (the xApp drains, exits 0)
+    twin (250 scenes, every vehicle a UE), an unseen world and a 2-world corpus -> caches -> WMFM
+    `tiny` experiment (report + model.pt) -> ONNX export (all reused from OUT when already there)
+    -> embedded redis-server + the xApp (a child process, loopback) -> replay of the test split's
+    trajectories at real time -> scores, pictures, the xApp's stage breakdown -> everything shut
+    down (the xApp drains, exits 0)
 
 Composed here, at the top, because it spans sim, model and xapp (DESIGN.md's import rule).
 """
@@ -32,7 +33,8 @@ def _artifact(out: Path, progress: bool, log=print):
     from wmfm.model.export import export
     from wmfm.model.train import set_threads
     t0 = time.monotonic()
-    log("train     the `tiny` preset: twin -> cache -> WMFM pretraining -> heads + E2E sweep (~1 min on 2 cores)")
+    log("train     the `tiny` preset: twin worlds -> caches + corpus -> WMFM pretraining -> heads + E2E sweep "
+        "(~2.5 min on 2 cores)")
     set_threads()
     rep = pipeline.run(load_config("tiny", None), out, progress=progress, preset_name="tiny")
     h = rep["summary"]["headline"]

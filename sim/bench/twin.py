@@ -1,8 +1,8 @@
 """`wmfm bench twin`: the twin generator (and the cache build) against the clock.
 
-Runs the generator pinned to one core (it is single-threaded) and reports scenes per second,
-with a per-stage breakdown measured on the same world in a second pass; `--cache` also times
-`wmfm dataset build` on the generated scenario.
+Runs the generator pinned to one core (it is single-threaded) and reports scenes per second and
+UE samples per second (a scene holds several UEs), with a per-stage breakdown measured on the
+same world in a second pass; `--cache` also times `wmfm dataset build` on the generated scenario.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def stage_breakdown(n: int, seed: int) -> dict:
 
 
 def run(scenes: int, seed: int = 0, cache: bool = False) -> dict:
-    """Scenes per second pinned to one core, the stage breakdown, and (`cache`) the cache build time."""
+    """Scenes and UE samples per second pinned to one core, the stage breakdown, and (`cache`)
+    the cache build time."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     from ..twin.generate import generate
@@ -53,6 +54,8 @@ def run(scenes: int, seed: int = 0, cache: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         s = generate(Path(tmp), "bench", scenes, seed, progress=False)
         result.update({"generate_seconds": s["seconds"], "scenes_per_s": s["scenes_per_s"],
+                       "ues": s["ues"], "ues_per_s": round(s["ues"] / s["seconds"], 1),
+                       "mean_ues_per_scene": round(s["ues"] / scenes, 2),
                        "nlos_share": s["nlos_share"], "mean_vehicles_on_road": s["mean_vehicles_on_road"]})
         result["stage_ms_per_scene"] = stage_breakdown(min(scenes, 500), seed)
         if cache:

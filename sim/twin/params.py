@@ -7,6 +7,7 @@ z up; the road spans x in [-road.length_m / 2, +road.length_m / 2].
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from wmfm.config import check
@@ -23,7 +24,7 @@ class VehicleType:
     speed_mps: float        # mean desired speed (IDM v0)
     speed_std_mps: float
     time_gap_s: float       # IDM safe time headway
-    ue_weight: float        # relative chance of being the connected vehicle (0: never)
+    ue_weight: float        # ue_policy "fixed": relative chance of being a connected vehicle (0: never)
     reflective: bool        # large flat metal sides that produce specular reflections
 
 
@@ -79,7 +80,12 @@ class TrafficConfig:
     headway_s: float = 2.6            # mean time between vehicles entering a lane
     min_headway_s: float = 1.0
     warmup_s: float = 40.0            # simulated before scene 0 so the road is populated
-    ues_per_scene: int = 1            # connected vehicles tracked at once
+    # "all": every vehicle in the coverage zone is a UE (DeepVerse6G's convention: a scene's UEs
+    # are its moving objects), up to max_ues, the longest-connected first; "fixed": ues_per_scene
+    # connected vehicles, drawn by ue_weight, each kept while it stays in the zone.
+    ue_policy: str = "all"
+    max_ues: int = 20                 # "all": cap per scene (the official DeepVerse6G example uses 20)
+    ues_per_scene: int = 1            # "fixed": connected vehicles tracked at once
     coverage_x_m: tuple[float, float] = (6.0, 60.0)   # UEs are served (and seen) in this x range
     ue_antenna_above_roof_m: float = 0.1
 
@@ -91,6 +97,8 @@ class TrafficConfig:
         check(sum(v.ue_weight for v in self.vehicle_types) > 0, f"{where}.vehicle_types",
               "at least one type needs ue_weight > 0")
         check(self.headway_s >= self.min_headway_s > 0, f"{where}.headway_s", "must be >= min_headway_s > 0")
+        check(self.ue_policy in ("all", "fixed"), f"{where}.ue_policy", "must be 'all' or 'fixed'")
+        check(1 <= self.max_ues <= 64, f"{where}.max_ues", "must be in 1..64")
         check(1 <= self.ues_per_scene <= 64, f"{where}.ues_per_scene", "must be in 1..64")
         check(self.coverage_x_m[0] < self.coverage_x_m[1], f"{where}.coverage_x_m", "must be [lo, hi], lo < hi")
 
@@ -118,10 +126,12 @@ class BSConfig:
 
 @dataclass(frozen=True)
 class CameraConfig:
+    # A traffic/ISAC camera on the BS pole, above the small cell, aimed at the coverage zone
+    # (`worlds.aim_camera` gives these angles for the default street).
     id: str = "unit1_cam1"
-    position_m: tuple[float, float, float] = (0.0, -8.5, 3.9)   # on the BS pole, above the panel
-    yaw_deg: float = 20.0
-    pitch_deg: float = -10.0          # negative: looking down
+    position_m: tuple[float, float, float] = (0.0, -8.5, 6.0)
+    yaw_deg: float = 35.0
+    pitch_deg: float = -24.0          # negative: looking down
     roll_deg: float = 0.0
     fov_deg: float = 90.0             # horizontal field of view
     resolution: tuple[int, int] = (320, 240)   # width, height [px]
@@ -165,19 +175,56 @@ class PropagationConfig:
 
 
 @dataclass(frozen=True)
+class SiteConfig:
+    """A further BS of the world (BS 2, 3, ...), with its camera and the zone it serves."""
+    bs: BSConfig = field(default_factory=BSConfig)
+    camera: CameraConfig = field(default_factory=lambda: CameraConfig(id="unit2_cam1"))
+    coverage_x_m: tuple[float, float] = (6.0, 60.0)
+
+
+@dataclass(frozen=True)
 class TwinConfig:
     scene_period_s: float = 0.1
+    # Seed of the building layout and the scatterers; None: drawn from the run's --seed. A drawn
+    # world (`worlds.draw`) sets it, so that one world keeps its street under every traffic seed.
+    layout_seed: int | None = None
+    world: int | None = None          # the world id this config was drawn from (None: the default street)
     road: RoadConfig = field(default_factory=RoadConfig)
     buildings: BuildingConfig = field(default_factory=BuildingConfig)
     traffic: TrafficConfig = field(default_factory=TrafficConfig)
     bs: BSConfig = field(default_factory=BSConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     propagation: PropagationConfig = field(default_factory=PropagationConfig)
+    # Further BSs, each with its camera and zone (BS k + 2 is sites[k], as DeepVerse6G's O1 has
+    # four): every UE of a scene has a channel from every BS (the UEs are the vehicles in any zone).
+    # They share BS 1's array orientation (the loader config has one `bs_antenna` for all BSs).
+    sites: tuple[SiteConfig, ...] = ()
+
+    @property
+    def n_bs(self) -> int:
+        return 1 + len(self.sites)
+
+    def site(self, k: int) -> TwinConfig:
+        """BS k (0-based) as a one-BS config: its BS, camera and zone in place of the first one's."""
+        if k == 0:
+            return dataclasses.replace(self, sites=())
+        s = self.sites[k - 1]
+        return dataclasses.replace(self, bs=s.bs, camera=s.camera, sites=(),
+                                   traffic=dataclasses.replace(self.traffic, coverage_x_m=s.coverage_x_m))
 
     def validate(self, where: str) -> None:
         check(0.001 <= self.scene_period_s <= 10, f"{where}.scene_period_s", "must be in 0.001..10 s")
         half = self.road.length_m / 2
-        lo, hi = self.traffic.coverage_x_m
-        check(-half < lo and hi < half, f"{where}.traffic.coverage_x_m", "must lie inside the road")
-        check(abs(self.bs.position_m[1]) < self.road.facade_y_m, f"{where}.bs.position_m",
-              "BS must stand between the building facades")
+        for k in range(self.n_bs):
+            site, at = self.site(k), (where if k == 0 else f"{where}.sites[{k - 1}]")
+            lo, hi = site.traffic.coverage_x_m
+            zone = f"{at}.traffic.coverage_x_m" if k == 0 else f"{at}.coverage_x_m"
+            check(lo < hi, zone, "must be [lo, hi], lo < hi")
+            check(-half < lo and hi < half, zone, "must lie inside the road")
+            check(abs(site.bs.position_m[1]) < self.road.facade_y_m, f"{at}.bs.position_m",
+                  "BS must stand between the building facades")
+        ids = [self.site(k).camera.id for k in range(self.n_bs)]
+        check(len(set(ids)) == len(ids), f"{where}.sites", f"camera ids must be unique, got {ids}")
+        check(all(s.bs.yaw_deg == self.bs.yaw_deg and s.bs.n_antennas == self.bs.n_antennas for s in self.sites),
+              f"{where}.sites", "every BS needs bs.yaw_deg and bs.n_antennas of the first (the DeepVerse6G loader "
+              "config has one antenna for all BSs)")

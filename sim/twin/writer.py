@@ -5,9 +5,9 @@
   param/config.yaml     loader parameters for `deepverse.Dataset`
   param/twin.json       the generating twin config, seed and summary (ours; ignored by deepverse)
   wireless/params.mat   carrier_freq, transmit_power, num_BS, user_grids, doppler/dual_polar flags
-  wireless/scene_<s>/BS1_BS.mat, BS1_UE_0-<N>.mat
+  wireless/scene_<s>/BS<k>_BS.mat, BS<k>_UE_0-<N>.mat   for every BS k (1-based)
   wireless/trajectory.mat
-  RGB_images/<camera id>/<s>.jpg
+  RGB_images/<camera id>/<s>.jpg                         one camera per BS
 """
 
 from __future__ import annotations
@@ -80,47 +80,48 @@ class ScenarioWriter:
     def __init__(self, root: Path, name: str, cfg: TwinConfig):
         self.dir = Path(root) / name
         self.name, self.cfg = name, cfg
-        cam = cfg.camera
-        self.image_dir = self.dir / "RGB_images" / cam.id
-        for d in (self.dir / "param", self.dir / "wireless", self.image_dir):
+        self.sites = [cfg.site(k) for k in range(cfg.n_bs)]
+        self.image_dirs = [self.dir / "RGB_images" / site.camera.id for site in self.sites]
+        for d in (self.dir / "param", self.dir / "wireless", *self.image_dirs):
             d.mkdir(parents=True, exist_ok=True)
         self.trajectory: list[list[dict]] = []
-        bs = np.asarray(cfg.bs.position_m, dtype=float)
-        # BS -> BS file: the self link only, with no path (identical in every scene).
-        self._bs_bs = mat_bytes({"channels": path_cell([np.zeros((10, 0))]),
-                                 "rx_locs": np.concatenate([bs, [0.0, 0.0]])[None]})
-        self._tx_loc = bs[None]
+        bs = np.array([site.bs.position_m for site in self.sites], dtype=float)
+        # BS k -> BS j file: every BS's location, links with no path (identical in every scene).
+        self._bs_bs = mat_bytes({"channels": path_cell([np.zeros((10, 0))] * len(bs)),
+                                 "rx_locs": np.concatenate([bs, np.zeros((len(bs), 2))], axis=1)})
+        self._tx_locs = [b[None] for b in bs]
 
     def write_params(self) -> None:
         scipy.io.savemat(self.dir / "wireless" / "params.mat", {
             "carrier_freq": np.array([[self.cfg.bs.carrier_hz]]),
             "transmit_power": np.array([[0.0]]),
-            "num_BS": np.array([[1.0]]),
+            "num_BS": np.array([[float(self.cfg.n_bs)]]),
             "user_grids": np.array([[1, 1, 1]], dtype=np.int64),
             "doppler_available": np.array([[1.0]]),
             "dual_polar_available": np.array([[0.0]]),
         })
 
-    def write_scene(self, scene: int, path_matrices: list[np.ndarray], rx_locs: np.ndarray,
-                    image: np.ndarray, objects: dict[str, np.ndarray]) -> None:
-        """One scene: BS1 -> UE paths (one matrix per UE), rx_locs [N, 5], frame [H, W, 3], and
-        the moving objects of this instant as columns (OBJECT_FIELDS; UEs first, in UE order)."""
+    def write_scene(self, scene: int, links: list[tuple[list[np.ndarray], np.ndarray]], images: list[np.ndarray],
+                    objects: dict[str, np.ndarray]) -> None:
+        """One scene: per BS k, its BS -> UE paths (one matrix per UE) and rx_locs [N, 5], and its
+        camera's frame [H, W, 3]; the moving objects of this instant as columns (OBJECT_FIELDS;
+        UEs first, in UE order)."""
         sdir = self.dir / "wireless" / f"scene_{scene}"
         sdir.mkdir(exist_ok=True)
-        (sdir / "BS1_BS.mat").write_bytes(self._bs_bs)
-        n = len(path_matrices)
-        (sdir / f"BS1_UE_0-{n}.mat").write_bytes(mat_bytes(
-            {"channels": path_cell(path_matrices), "rx_locs": rx_locs, "tx_loc": self._tx_loc}))
-        cam = self.cfg.camera
-        img = Image.fromarray(image)
-        if cam.format == "jpg":
-            img.save(self.image_dir / f"{scene}.jpg", format="JPEG", quality=cam.jpeg_quality)
-        else:
-            img.save(self.image_dir / f"{scene}.png", format="PNG", compress_level=1)
+        for k, (path_matrices, rx_locs) in enumerate(links):
+            (sdir / f"BS{k + 1}_BS.mat").write_bytes(self._bs_bs)
+            (sdir / f"BS{k + 1}_UE_0-{len(path_matrices)}.mat").write_bytes(mat_bytes(
+                {"channels": path_cell(path_matrices), "rx_locs": rx_locs, "tx_loc": self._tx_locs[k]}))
+        for image, folder, site in zip(images, self.image_dirs, self.sites):
+            cam, img = site.camera, Image.fromarray(image)
+            if cam.format == "jpg":
+                img.save(folder / f"{scene}.jpg", format="JPEG", quality=cam.jpeg_quality)
+            else:
+                img.save(folder / f"{scene}.png", format="PNG", compress_level=1)
         self.trajectory.append(objects)
 
     def finish(self, seed: int, summary: dict) -> None:
-        cfg, cam = self.cfg, self.cfg.camera
+        cfg = self.cfg
         types = [{"id": float(t.id), "name": t.name, "length": t.length_m, "width": t.width_m,
                   "height": t.height_m} for t in cfg.traffic.vehicle_types]
         records = matv5.RecordEncoder({k: ((2, 3) if k == "bounds" else ()) for k in OBJECT_FIELDS})
@@ -130,10 +131,11 @@ class ScenarioWriter:
                         [matv5.encode(types, b"object_info"), matv5.top_cell("scene", scenes)])
         scenario = {"modalities": [
             {"name": "camera", "path": "RGB_images", "sensors": [{
-                "id": cam.id,
-                "properties": {"location": [float(v) for v in cam.position_m],
-                               "rotation": [float(cam.roll_deg), float(cam.pitch_deg), float(cam.yaw_deg)],
-                               "FoV": float(cam.fov_deg), "resolution": [int(v) for v in cam.resolution]}}]},
+                "id": c.id,
+                "properties": {"location": [float(v) for v in c.position_m],
+                               "rotation": [float(c.roll_deg), float(c.pitch_deg), float(c.yaw_deg)],
+                               "FoV": float(c.fov_deg), "resolution": [int(v) for v in c.resolution]}}
+                for c in (site.camera for site in self.sites)]},
             {"name": "wireless", "path": "wireless"},
             {"name": "dynamic_objects", "path": "wireless/trajectory.mat"},
         ]}

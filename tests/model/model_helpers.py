@@ -30,7 +30,7 @@ def aligned_set(n: int, seed: int, n_ant: int = 32, n_sc: int = 64, size: int = 
     split = np.zeros(n, np.int8)
     split[int(0.7 * n):int(0.85 * n)] = 1
     split[int(0.85 * n):] = 2
-    return Data(csi=torch.from_numpy(csi), images=torch.from_numpy(img),
+    return Data(csi=torch.from_numpy(csi), frames=torch.from_numpy(img),
                 los=torch.from_numpy((rng.random(n) < 0.7).astype(np.float32)),
                 position=torch.from_numpy(np.stack([tau, u * 10, np.ones(n)], 1).astype(np.float32)),
                 frame=torch.arange(n), split=torch.from_numpy(split), meta={})

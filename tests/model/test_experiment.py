@@ -73,3 +73,42 @@ def test_model_pt_is_deployable(tiny):
     assert logit.shape == (16,) and pos.shape == (16, 3) and pos_c.shape == (16, 3)
     # positions come out in metres, near the road (not standardised units)
     assert float((pos - data.position[idx]).norm(dim=1).mean()) < 30
+
+
+def test_foundation_protocol_sections(tiny):
+    """Corpus pretraining (no target data, no labels), the control, the pool-size curve and the
+    unseen world, all in report.json, report.md and pool_curve.png."""
+    out, rep = tiny
+    cfg, pool = rep["config"], rep["pretrain_pool"]
+    assert cfg["pretrain_on"] == "corpus" and pool["source"] == "corpus"
+    assert pool["worlds"] == [1, 2] and cfg["unseen_world"] not in pool["worlds"]
+    assert pool["train_samples"] > pool["labelled_train_samples"]
+    assert rep["pretrain"]["train_samples"] == pool["train_samples"]
+    # the control: today's protocol, pretraining on the target's train split
+    ctrl = {(r["modality"], r["label_fraction"], r["seed"]) for r in rep["runs"] if r["method"] == "wmfm_target"}
+    assert {(m, f, s) for m in ("fused", "csi") for f in cfg["fractions"] for s in cfg["seeds"]} == ctrl
+    assert rep["control"]["pretrain"]["train_samples"] == pool["labelled_train_samples"]
+    # the curve: nested pools, one budget, the control as its own point
+    curve = rep["pool_curve"]
+    corpus_pts = [p for p in curve if p["pool"] == "corpus" and "results" in p]
+    sizes = [p["pool_samples"] for p in corpus_pts]
+    assert sizes == sorted(sizes) and sizes[-1] == pool["train_samples"] and len(sizes) >= 2
+    assert all(p["pretrain"]["planned_steps"] <= cfg["pretrain"]["max_steps"] for p in corpus_pts)
+    assert [p["pool"] for p in curve].count("target") == 1
+    for p in corpus_pts:
+        assert {(r["modality"], r["label_fraction"]) for r in p["results"]} == {
+            (m, f) for m in ("fused", "csi") for f in cfg["pool_fractions"]}
+        assert all(np.isfinite(r["unseen_loc_mean_error_m_mean"]) for r in p["results"])
+    # every run is also scored on the unseen world; the few-label transfer has heads and E2E
+    u = rep["unseen_world"]
+    assert u["world"] == cfg["unseen_world"] and u["dataset"]["splits"]["test"]["samples"] > 0
+    assert all(set(r["unseen"]) >= {"los_balanced_accuracy", "loc_mean_error_m"} for r in rep["runs"])
+    assert {r["method"] for r in u["few_labels"]} == {"wmfm", "wmfm_target", "e2e"}
+    # the unseen world is another street: its positions are not the target's
+    unseen = load_data(out / "data" / "unseen" / "cache", (32, 32))
+    target = load_data(out / "data" / "cache", (32, 32))
+    assert unseen.meta["generator"]["config"]["world"] == cfg["unseen_world"]
+    assert unseen.meta["source"]["bs_pose"] != target.meta["source"]["bs_pose"]
+    assert (out / "pool_curve.png").stat().st_size > 10_000
+    md = (out / "report.md").read_text()
+    assert "Pool-size curve" in md and f"Unseen world {cfg['unseen_world']}" in md

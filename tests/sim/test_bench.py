@@ -13,6 +13,7 @@ def test_bench_twin_reports_scenes_per_second_and_the_stage_breakdown(tmp_path, 
     assert main(["bench", "twin", "--scenes", "40", "--out", str(out)]) == 0
     rep = json.loads(out.read_text())
     assert rep["scenes"] == 40 and rep["scenes_per_s"] > 0
+    assert rep["ues_per_s"] > 0 and rep["mean_ues_per_scene"] == pytest.approx(rep["ues"] / 40, abs=0.01)
     assert set(rep["stage_ms_per_scene"]) == {"traffic", "trace", "render", "encode"}
     assert json.loads(capsys.readouterr().out) == rep
 

@@ -13,7 +13,9 @@ import scipy.io
 import yaml
 from PIL import Image
 from wmfm.sim import dataset
+from wmfm.sim.pixels import box_pixels, ue_pixel_stats
 from wmfm.sim.scenario import ScenarioError
+from wmfm.sim.show import dataset_stats
 
 from wmfm import cache as cache_format
 
@@ -58,6 +60,64 @@ def test_cache_matches_deepverse_and_the_scenario_files(twin_scenario, cache):
     frame = np.asarray(Image.open(scen / "RGB_images" / "unit1_cam1" / f"{s}.jpg").resize((80, 64)))
     assert np.abs(frame.astype(int) - d["images"][k].astype(int)).mean() < 8
     assert np.allclose(d["time"], d["scene"] * 0.1)
+
+
+def test_box_holds_the_ue_antenna_and_the_poses_are_the_twins(twin_scenario, cache):
+    scen, _ = twin_scenario
+    out, meta = cache
+    d = cache_format.load(out)
+    n = meta["samples"]
+    assert d["box"].shape == (n, 2, 3) and d["box"].dtype == np.float32 and meta["arrays"]["box"]["unit"] == "m"
+    lo, hi, pos = d["box"][:, 0], d["box"][:, 1], d["position"]
+    assert np.isfinite(d["box"]).all() and (hi > lo).all()
+    assert ((lo[:, :2] <= pos[:, :2]) & (pos[:, :2] <= hi[:, :2])).all()
+    twin = json.loads((scen / "param" / "twin.json").read_text())["config"]
+    np.testing.assert_allclose(pos[:, 2], hi[:, 2] + twin["traffic"]["ue_antenna_above_roof_m"], atol=1e-5)
+    assert meta["source"]["bs_pose"] == {"position_m": twin["bs"]["position_m"], "yaw_deg": twin["bs"]["yaw_deg"]}
+    cam = twin["camera"]
+    assert meta["source"]["camera_properties"] == {
+        "location": cam["position_m"], "rotation": [cam["roll_deg"], cam["pitch_deg"], cam["yaw_deg"]],
+        "FoV": cam["fov_deg"], "resolution": cam["resolution"]}
+
+
+def test_box_pixels_of_a_box_straight_ahead_behind_and_at_the_edge():
+    # camera at the origin looking along +x, 90 deg FoV over 200 px: f = 100 / tan(45 deg) = 100 px
+    props = {"location": [0, 0, 0], "rotation": [0, 0, 0], "FoV": 90, "resolution": [200, 100]}
+    f = 100 / np.tan(np.radians(45))
+    boxes = np.array([
+        [[10, -1, -0.5], [12, 1, 0.5]],       # 2 m wide, 1 m high, nearest face 10 m ahead
+        [[-12, -1, -0.5], [-10, 1, 0.5]],     # behind the camera
+        [[10, -20, -0.5], [10.5, -5, 0.5]],   # right of the axis (-y), past the frame's right edge
+        [[10, 50, -0.5], [12, 52, 0.5]],      # outside the field of view
+        [[np.nan] * 3, [np.nan] * 3],         # unknown
+    ])
+    w, h, visible = box_pixels(props, boxes, (64, 64))
+    assert visible.tolist() == [True, False, True, False, False]
+    assert w[0] == pytest.approx(f * 2 / 10 * 64 / 200) and h[0] == pytest.approx(f * 1 / 10 * 64 / 100)
+    assert w[2] == pytest.approx((200 - (100 + f * 5 / 10.5)) * 64 / 200)     # clipped at u = W
+    assert (w[~visible] == 0).all() and (h[~visible] == 0).all()
+    w2, h2, _ = box_pixels(props, boxes[:1], (128, 256))                     # squash resize
+    assert w2[0] == pytest.approx(4 * w[0]) and h2[0] == pytest.approx(2 * h[0])
+
+
+def test_stats_report_the_pixels_a_ue_covers(cache, tmp_path):
+    out, meta = cache
+    summary, png = dataset_stats(out, tmp_path / "stats.png")
+    px = summary["ue_pixels"]
+    assert px["cache_input_size"] == "64x80" and px["boxes"] == meta["samples"]
+    assert set(px["input_sizes"]) == {"64x80", "64x64", "128x128", "224x224"}
+    assert 0.5 < px["visible_share"] <= 1 and set(px["by_distance_m"]) == {"0-20", "20-40", "40-60", "60+"}
+    small, big = px["input_sizes"]["64x64"], px["input_sizes"]["128x128"]
+    assert 0 < small["width_px"]["p10"] <= small["width_px"]["median"] <= small["width_px"]["p90"]
+    assert big["width_px"]["median"] == pytest.approx(2 * small["width_px"]["median"], abs=0.02)   # rounded
+    assert big["area_px"]["median"] == pytest.approx(4 * small["area_px"]["median"], rel=0.01)
+    near = [b for b in small["by_distance_m"].values() if b["median_width_px"] is not None]
+    assert len(near) >= 2 and near[0]["median_width_px"] > near[-1]["median_width_px"]    # farther: smaller
+    assert json.loads(png.with_suffix(".json").read_text()) == summary and png.stat().st_size > 10_000
+    # a cache without boxes (older format) or without camera properties: said, not failed
+    assert "unavailable" in ue_pixel_stats(meta, None, np.zeros((3, 3)))
+    bare = dict(meta, source={k: v for k, v in meta["source"].items() if k != "camera_properties"})
+    assert "location" in ue_pixel_stats(bare, np.zeros((3, 2, 3)), np.zeros((3, 3)))["unavailable"]
 
 
 def test_splits_are_disjoint_time_blocks_with_guard_gaps(cache):
@@ -152,6 +212,11 @@ def test_reads_a_scenario_this_project_did_not_write(tmp_path):
     assert d["images"][3].mean() == pytest.approx(160, abs=1)          # cam_b frame of scene 3
     assert d["ue"].tolist() == [0] * 6                                 # no trajectory: UE index
     assert np.abs(d["csi"]).max() > 0 and d["csi"].shape == (6, 2, 32, 64)
+    assert d["box"].shape == (6, 2, 3) and np.isnan(d["box"]).all()       # no trajectory: no box
+    assert meta["source"]["bs_pose"] == {"position_m": [50.0, 0.0, 6.0], "yaw_deg": 0.0}   # BS2_BS.mat row 2
+    assert "camera_properties" not in meta["source"]
+    summary, _ = dataset_stats(tmp_path / "c")
+    assert "no UE boxes" in summary["ue_pixels"]["unavailable"]
 
 
 def _expect_error(scenario, tmp_path, match, **kw):

@@ -92,7 +92,7 @@ CAR, VAN, BUS, TRUCK = range(4)
 def two_ue_scenario(tmp_path_factory):
     """6 scenes, 2 UEs per scene, default physics."""
     cfg = TwinConfig()
-    cfg = dc.replace(cfg, traffic=dc.replace(cfg.traffic, ues_per_scene=2))
+    cfg = dc.replace(cfg, traffic=dc.replace(cfg.traffic, ue_policy="fixed", ues_per_scene=2))
     out = tmp_path_factory.mktemp("twin2ue")
     summary = generate(out, "street", 6, seed=3, cfg=cfg, progress=False)
     return cfg, out / "street", summary
@@ -102,7 +102,7 @@ def two_ue_scenario(tmp_path_factory):
 def los_scenario(tmp_path_factory):
     """LoS-only physics, omnidirectional sector so deepverse's FoV filter keeps every LoS path."""
     base = TwinConfig()
-    base = dc.replace(base, traffic=dc.replace(base.traffic, ues_per_scene=3))
+    base = dc.replace(base, traffic=dc.replace(base.traffic, ue_policy="fixed", ues_per_scene=3))
     cfg = los_only(base, fov_deg=(360.0, 180.0), n_antennas=16, selected_subcarriers=16)
     out = tmp_path_factory.mktemp("twinlos")
     generate(out, "los", 12, seed=11, cfg=cfg, progress=False)
@@ -483,7 +483,7 @@ def test_generate_summary_and_files(tmp_path):
     summary = generate(tmp_path, "gen", n, seed=2, cfg=cfg, progress=False)
     for key in ("scenes", "ues", "nlos_share", "los", "nlos", "paths_by_kind"):
         assert key in summary
-    assert summary["scenes"] == n and summary["ues"] == n * cfg.traffic.ues_per_scene
+    assert summary["scenes"] == n and summary["ues"] >= n
     assert summary["los"] + summary["nlos"] == summary["ues"]
     assert summary["nlos_share"] == pytest.approx(summary["nlos"] / summary["ues"], abs=1e-4)
     assert 0 <= summary["nlos_share"] <= 1
@@ -496,8 +496,12 @@ def test_generate_summary_and_files(tmp_path):
     assert all(p.suffix == ".png" for p in images)
     scene_dirs = [p for p in (scen / "wireless").iterdir() if p.is_dir() and p.name.startswith("scene_")]
     assert len(scene_dirs) == n
+    n_ues = []
     for p in scene_dirs:
-        assert sorted(q.name for q in p.iterdir()) == ["BS1_BS.mat", f"BS1_UE_0-{cfg.traffic.ues_per_scene}.mat"]
+        files = sorted(q.name for q in p.iterdir())
+        assert files[0] == "BS1_BS.mat" and len(files) == 2 and files[1].startswith("BS1_UE_0-")
+        n_ues.append(int(files[1][len("BS1_UE_0-"):-4]))
+    assert sum(n_ues) == summary["ues"]
 
     traj = scipy.io.loadmat(scen / "wireless" / "trajectory.mat", simplify_cells=True)
     scenes = traj["scene"]
@@ -508,8 +512,9 @@ def test_generate_summary_and_files(tmp_path):
     for s, sc in enumerate(scenes):
         objs = sc["objects"]
         objs = objs if isinstance(objs, list) else [objs]
-        assert len(objs) >= cfg.traffic.ues_per_scene
-        ue = load_scene_mat(scen, s)["rx_locs"][0]
+        locs = load_scene_mat(scen, s)["rx_locs"]
+        assert len(objs) >= len(locs)
+        ue = locs[0]
         assert (objs[0]["x"], objs[0]["y"]) == pytest.approx((ue[0], ue[1]))
 
     params = scipy.io.loadmat(scen / "wireless" / "params.mat")
@@ -577,3 +582,154 @@ def test_ground_bounce_is_shadowed_by_the_own_roof_unless_the_antenna_is_on_a_ma
     assert ps.power_dbm[k[0]] == pytest.approx(expected, abs=1e-9)
     assert ps.toa_s[k[0]] == pytest.approx(length / C0, rel=1e-12)
     assert ps.power_dbm[k[0]] < ps.power_dbm[ps.los > 0][0]
+
+
+# ----------------------------------------------------------------------------------------- 9. UEs and worlds
+
+def _objects(scen: Path) -> list[list[dict]]:
+    traj = scipy.io.loadmat(scen / "wireless" / "trajectory.mat", simplify_cells=True)["scene"]
+    return [sc["objects"] if isinstance(sc["objects"], list) else [sc["objects"]] for sc in traj]
+
+
+def test_every_vehicle_in_the_coverage_zone_is_a_ue(tmp_path):
+    """DeepVerse6G's convention: a scene's UEs are its moving objects (here: those in the zone,
+    up to max_ues), UE j is object j, and a UE keeps its place while it stays in the zone."""
+    cfg = TwinConfig()
+    assert cfg.traffic.ue_policy == "all"
+    n = 30
+    generate(tmp_path, "all", n, seed=4, cfg=cfg, progress=False)
+    lo, hi = cfg.traffic.coverage_x_m
+    scenes = _objects(tmp_path / "all")
+    per_scene = []
+    for s, objs in enumerate(scenes):
+        locs = load_scene_mat(tmp_path / "all", s)["rx_locs"]
+        in_zone = [o for o in objs if lo <= o["x"] <= hi]
+        per_scene.append(len(locs))
+        assert len(locs) == min(cfg.traffic.max_ues, max(1, len(in_zone)))
+        for j, loc in enumerate(locs):               # UE j is object j, antenna on its roof
+            o = objs[j]
+            assert (loc[0], loc[1]) == pytest.approx((o["x"], o["y"]))
+            assert loc[2] == pytest.approx(o["bounds"][1][2] + cfg.traffic.ue_antenna_above_roof_m)
+            if in_zone:
+                assert lo <= o["x"] <= hi
+    assert np.mean(per_scene) > 3, "the default street should serve several vehicles per scene"
+    # trajectories: the UEs of a scene still in the zone a scene later stay UEs, first and in order
+    ue_ids = [[o["id"] for o in objs[:k]] for objs, k in zip(scenes, per_scene)]
+    kept = 0
+    for s in range(n - 1):
+        nxt = {o["id"]: o for o in scenes[s + 1]}
+        stay = [i for i in ue_ids[s] if i in nxt and lo <= nxt[i]["x"] <= hi]
+        assert ue_ids[s + 1][:len(stay)] == stay
+        kept += len(stay)
+    assert kept > 0
+
+
+def test_ue_cap_and_fixed_policy(tmp_path):
+    base = TwinConfig()
+    cap = dc.replace(base, traffic=dc.replace(base.traffic, max_ues=2))
+    s = generate(tmp_path, "cap", 10, seed=4, cfg=cap, progress=False)
+    assert s["ues"] <= 20 and s["mean_ues_per_scene"] <= 2
+    fixed = dc.replace(base, traffic=dc.replace(base.traffic, ue_policy="fixed", ues_per_scene=1))
+    s = generate(tmp_path, "fixed", 10, seed=4, cfg=fixed, progress=False)
+    assert s["ues"] == 10
+    with pytest.raises(ConfigError, match=r"traffic\.ue_policy"):
+        from_dict(TwinConfig, {"traffic": {"ue_policy": "some"}})
+
+
+def test_worlds_differ_and_keep_their_street_under_every_traffic_seed(tmp_path):
+    from wmfm.sim.twin import worlds
+    from wmfm.sim.twin.generate import build_world
+
+    cfgs = [worlds.draw(w) for w in range(6)]
+    assert worlds.draw(3) == cfgs[3], "a world id draws the same world every time"
+    for key in (lambda c: c.road.length_m, lambda c: c.bs.position_m, lambda c: c.camera.position_m,
+                lambda c: c.traffic.headway_s, lambda c: c.layout_seed):
+        assert len({key(c) for c in cfgs}) == len(cfgs)
+    assert len({c.road.lanes_per_direction for c in cfgs}) >= 2
+    # the same world under two traffic seeds: same buildings; another world: other buildings
+    a, b, c = build_world(cfgs[1], seed=0), build_world(cfgs[1], seed=7), build_world(cfgs[2], seed=0)
+    np.testing.assert_array_equal(a.buildings, b.buildings)
+    assert a.buildings.shape != c.buildings.shape or not np.allclose(a.buildings, c.buildings)
+    r = worlds.WorldRanges()
+    uv, z = Camera(TwinConfig().camera).project(worlds.coverage_corners(TwinConfig()))
+    assert (z > 0).all() and (uv >= 0).all() and (uv <= TwinConfig().camera.resolution).all()
+    for cfg in cfgs:
+        cfg.validate("world")
+        assert r.camera_height_m[0] <= cfg.camera.position_m[2] <= r.camera_height_m[1] + 5.5
+        assert cfg.camera.position_m[2] > cfg.bs.position_m[2], "the camera sits above the small cell"
+        assert r.bs_height_m[0] <= cfg.bs.position_m[2] <= r.bs_height_m[1]
+        # the camera sees the whole coverage zone
+        uv, z = Camera(cfg.camera).project(worlds.coverage_corners(cfg))
+        w, h = cfg.camera.resolution
+        assert (z > 0).all() and (uv >= 0).all() and (uv[:, 0] <= w).all() and (uv[:, 1] <= h).all()
+
+
+def test_a_drawn_world_loads_in_deepverse(tmp_path):
+    from wmfm.sim.twin import worlds
+
+    cfg = worlds.draw(5)
+    s = generate(tmp_path, "w5", 4, seed=1, cfg=cfg, progress=False)
+    assert s["world"] == 5
+    ds = deepverse.Dataset(str(tmp_path / "w5" / "param" / "config.yaml"))
+    locs = load_scene_mat(tmp_path / "w5", 2)["rx_locs"]
+    for j in range(len(locs)):
+        np.testing.assert_allclose(ds.get_sample("loc-ue", index=2, ue_idx=j), locs[j, :3])
+    twin = yaml.safe_load((tmp_path / "w5" / "param" / "twin.json").read_text())
+    assert twin["config"]["world"] == 5 and twin["config"]["layout_seed"] == cfg.layout_seed
+
+
+def test_twin_show_draws_each_world(tmp_path):
+    """`wmfm twin show` draws the world the scenario was generated in (its street and buildings)."""
+    import matplotlib.pyplot as plt
+    from wmfm.cli import main
+    from wmfm.sim.show import draw_map
+    from wmfm.sim.twin import worlds
+    from wmfm.sim.twin.generate import build_world
+
+    pngs = []
+    for w in (2, 6):
+        generate(tmp_path, f"w{w}", 3, seed=0, cfg=worlds.draw(w), progress=False)
+        png = tmp_path / f"w{w}.png"
+        assert main(["twin", "show", "--scenario", str(tmp_path / f"w{w}"), "--scene", "2", "--out", str(png)]) == 0
+        assert png.stat().st_size > 20_000
+        pngs.append(png.read_bytes())
+        twin = yaml.safe_load((tmp_path / f"w{w}" / "param" / "twin.json").read_text())
+        fig, ax = plt.subplots()
+        cfg, bs = draw_map(ax, twin)
+        expected = build_world(worlds.draw(w), seed=0).buildings
+        drawn = np.array([[p.get_x(), p.get_y()] for p in ax.patches[1:1 + len(expected)]])   # 0: the road
+        np.testing.assert_allclose(drawn, expected[:, [0, 1]])
+        np.testing.assert_allclose(bs, worlds.draw(w).bs.position_m)
+        plt.close(fig)
+    assert pngs[0] != pngs[1]
+
+
+def test_several_bs_per_world(tmp_path):
+    """`--bs K`: BSs down the street, each with its camera and zone; every UE has a channel from every
+    BS (DeepVerse6G's layout, read one BS at a time); BS 1 is the one-BS world's."""
+    from wmfm.sim.dataset import build
+    from wmfm.sim.twin import worlds
+
+    one, three = worlds.draw(4), worlds.draw(4, n_bs=3)
+    assert three.bs == one.bs and three.camera == one.camera and three.n_bs == 3
+    zones = [three.site(k).traffic.coverage_x_m for k in range(3)]
+    assert all(a[1] < b[0] for a, b in zip(zones, zones[1:])), "zones follow each other down the street"
+    for k in range(3):                                   # each camera sees its own zone
+        site = three.site(k)
+        uv, z = Camera(site.camera).project(worlds.coverage_corners(site))
+        assert (z > 0).all() and (uv >= 0).all() and (uv <= site.camera.resolution).all()
+    generate(tmp_path, "w4", 12, seed=2, cfg=dc.replace(three, scene_period_s=0.5), progress=False)
+    scen = tmp_path / "w4"
+    assert scipy.io.loadmat(scen / "wireless" / "params.mat")["num_BS"].item() == 3
+    assert sorted(p.name for p in (scen / "RGB_images").iterdir()) == ["unit1_cam1", "unit2_cam1", "unit3_cam1"]
+    for s in range(12):
+        files = sorted(p.name for p in (scen / "wireless" / f"scene_{s}").iterdir())
+        n = {f.split("-")[1] for f in files if "_UE_" in f}
+        assert len(n) == 1 and len(files) == 6, files          # the same UEs for every BS
+    cache = build(scen, tmp_path / "c2", bs=2, image_size=(32, 32), progress=False, allow_one_class=True)
+    assert cache["source"]["camera"] == "unit2_cam1"
+    assert cache["source"]["bs_pose"]["position_m"] == pytest.approx(list(three.sites[0].bs.position_m))
+    total = sum(int(f.split("-")[1][:-4]) for s in range(12)
+                for f in os.listdir(scen / "wireless" / f"scene_{s}") if f.startswith("BS2_UE_"))
+    assert cache["samples"] + cache["dropped_outside_fov"] + cache["dropped_no_path"] == total
+    assert cache["samples"] > 0 and cache["dropped_outside_fov"] > 0, "BS 1's zone is behind BS 2's sector"
