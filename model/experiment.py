@@ -115,9 +115,9 @@ def _preset_tiny() -> ExperimentConfig:
 
 def _preset_cpu() -> ExperimentConfig:
     # Sized for <= 90 min on 2 cores, the corpus included. Pretraining: one step budget for every
-    # pool (the control stops earlier on its val loss). E2E: up to 25 passes over its labelled
-    # subset, at least 200 steps for the smallest subsets; patience (8 checks = 400 steps without
-    # progress) ends most runs before the cap.
+    # pool, at most 20 passes over a small one (1x: 440 steps); early stopping on val may end any.
+    # E2E: up to 25 passes over its labelled subset, at least 200 steps for the smallest subsets;
+    # patience (8 checks = 400 steps without progress) ends most runs before the cap.
     return ExperimentConfig(
         corpus=CorpusSpec(worlds=20, scenes_per_world=800, exclude=(1000,)),
         pretrain=PretrainConfig(max_epochs=20, max_steps=600, eval_every=100, patience=4),
@@ -204,7 +204,8 @@ def run(cfg: ExperimentConfig, out: str | Path, cache: str | Path, corpus: str |
         "config": to_dict(cfg), "dataset": _dataset_summary(data, out), "device": device,
         "environment": {"torch": torch.__version__, "threads": torch.get_num_threads(),
                         "cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
-        "pretrain_pool": {k: v for k, v in pool_info.items() if not k.startswith("_")},
+        "pretrain_pool": {k: v for k, v in pool_info.items() if not k.startswith("_")}
+        | ({"corpus": os.path.relpath(Path(corpus).resolve(), out.resolve())} if corpus else {}),
         "pretrain": pre, "embedding_pass_s": main["embed_s"], "retrieval_test": main["retrieval"],
         "control": None if control is None else {"pretrain": control["pretrain"],
                                                  "retrieval_test": control["retrieval"]},

@@ -85,8 +85,12 @@ def _pool_curve(rep: dict, out: Path) -> str:
         ax.set_xlabel("pretraining pool [x the labelled train split]")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3, which="both")
-    axes[0].legend(fontsize=7)
-    return _save(fig, out, "pool_curve.png")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
+    fig.savefig(out / "pool_curve.png", dpi=120)
+    plt.close(fig)
+    return "pool_curve.png"
 
 
 def _cdf(keep: dict, truth: np.ndarray, out: Path) -> str:

@@ -681,10 +681,11 @@ def test_a_drawn_world_loads_in_deepverse(tmp_path):
 def test_twin_show_draws_each_world(tmp_path):
     """`wmfm twin show` draws the world the scenario was generated in (its street and buildings)."""
     import matplotlib.pyplot as plt
-    from wmfm.cli import main
     from wmfm.sim.show import draw_map
     from wmfm.sim.twin import worlds
     from wmfm.sim.twin.generate import build_world
+
+    from wmfm.cli import main
 
     pngs = []
     for w in (2, 6):
