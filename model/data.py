@@ -3,7 +3,7 @@ training augmentations.
 
 Each camera frame is held once and the samples (UEs) of a frame point at it. The data fit in
 memory at the sizes this project trains on (a labelled cache of ~8000 samples of 2x32x64 CSI
-is ~130 MB; the `cpu` preset's corpus ~1 GB), so batches are index gathers: no DataLoader
+is ~130 MB; the `cpu` preset's 20-world corpus ~1.8 GB), so batches are index gathers: no DataLoader
 workers to compete with the compute threads of a small CPU host.
 """
 
@@ -52,10 +52,6 @@ class Data:
     def unlabelled(self) -> Data:
         """The same samples without their labels (what pretraining may see)."""
         return Data(self.csi, self.frames, self.frame, self.split, None, None, self.meta)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(getattr(self, k).nbytes for k in TENSORS if getattr(self, k) is not None)
 
 
 def resize_frames(frames: np.ndarray, image_size: tuple[int, int]) -> torch.Tensor:

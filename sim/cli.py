@@ -117,11 +117,10 @@ def _corpus_build(args) -> int:
 
 
 def _corpus_show(args) -> int:
-    from wmfm.cache import load_corpus
+    from wmfm.cache import corpus_meta
 
     from . import corpus
-    meta = load_corpus(args.corpus)["meta"]
-    print(corpus.describe(meta))
+    print(corpus.describe(corpus_meta(args.corpus)))
     return 0
 
 

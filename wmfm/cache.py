@@ -94,18 +94,27 @@ class CorpusError(ConfigError):
     """A corpus folder is missing, incomplete or holds labels where pretraining reads."""
 
 
-def load_corpus(corpus: str | Path) -> dict:
-    """Open a corpus for pretraining: {"meta": corpus.json, "shards": [{name: memmap array}, ...]}.
-
-    Only the arrays in UNLABELLED are opened, from shards/ only; a shard folder holding any other
-    array is refused, so that no label can reach pretraining through a corpus."""
-    corpus = Path(corpus)
-    meta_file = corpus / "corpus.json"
+def corpus_meta(corpus: str | Path) -> dict:
+    """corpus.json of a corpus folder (finished or not)."""
+    meta_file = Path(corpus) / "corpus.json"
     if not meta_file.is_file():
         raise CorpusError(f"{meta_file}: not a wmfm corpus (corpus.json missing; `wmfm corpus build` writes it)")
     meta = json.loads(meta_file.read_text())
     if meta.get("format") != CORPUS_FORMAT:
         raise CorpusError(f"{meta_file}: format {meta.get('format')!r}, expected {CORPUS_FORMAT!r}")
+    return meta
+
+
+def load_corpus(corpus: str | Path) -> dict:
+    """Open a finished corpus for pretraining: {"meta": corpus.json, "shards": [{name: memmap array}, ...]}.
+
+    Only the arrays in UNLABELLED are opened, from shards/ only; a shard folder holding any other
+    array is refused, so that no label can reach pretraining through a corpus."""
+    corpus = Path(corpus)
+    meta = corpus_meta(corpus)
+    if not meta.get("complete"):
+        raise CorpusError(f"{corpus}: incomplete ({len(meta['shards'])} of {meta['spec']['worlds']} worlds; an "
+                          "interrupted build?): run the same `wmfm corpus build` again to finish it")
     shards = []
     for entry in meta["shards"]:
         folder = corpus / "shards" / entry["name"]

@@ -276,9 +276,9 @@ class XApp:
     def stop(self, *_args) -> None:
         self.stop_event.set()
 
-    def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
+    def install_signal_handlers(self) -> dict:
+        """SIGTERM and SIGINT start the drain; returns the previous handlers (to restore)."""
+        return {sig: signal.signal(sig, self.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def close(self) -> None:
         self.ready = False

@@ -42,9 +42,15 @@ def _xapp(args) -> int:
     overrides = list(args.set) + ([f"artifact={args.artifact}"] if args.artifact else [])
     if args.redis:
         overrides.append(f"redis.url={args.redis}")
+    import signal
+
     app = XApp(load(args.config, overrides))
-    app.install_signal_handlers()
-    app.start()
-    print(ready_line(app), flush=True)
-    sys.stdout.flush()
-    return app.run()
+    previous = app.install_signal_handlers()
+    try:
+        app.start()
+        print(ready_line(app), flush=True)
+        sys.stdout.flush()
+        return app.run()
+    finally:                      # called in-process (tests, an embedding program): hand the signals back
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

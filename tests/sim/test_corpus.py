@@ -68,6 +68,10 @@ def test_loader_reads_no_label(built, tmp_path):
         load_corpus(bad)
     with pytest.raises(CorpusError, match="not a wmfm corpus"):
         load_corpus(tmp_path)
+    meta_file = bad / "corpus.json"
+    meta_file.write_text(json.dumps(json.loads(meta_file.read_text()) | {"complete": False}))
+    with pytest.raises(CorpusError, match="incomplete"):
+        load_corpus(bad)
 
 
 def test_pretraining_does_not_depend_on_labels(built, tmp_path):

@@ -262,3 +262,14 @@ def test_a_port_that_cannot_be_listened_on_stops_start_up_with_one_line(artifact
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"wmfm xapp: error: controls.http: cannot listen on 127.0.0.1:{port}" in err[0], err
+
+
+def test_the_xapp_command_hands_the_signals_back_when_it_returns(artifact, tmp_path):
+    """In-process (tests, an embedding program), `wmfm xapp` restores SIGINT/SIGTERM when it returns,
+    also when start-up fails: Ctrl-C raises KeyboardInterrupt again afterwards."""
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    art = tmp_path / "art"
+    shutil.copytree(artifact, art)
+    (art / "csi_encoder.onnx").write_bytes(b"tampered")
+    assert main(["xapp", "--artifact", str(art), "--set", "http.port=0"]) == 2
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
