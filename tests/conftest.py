@@ -4,10 +4,11 @@
     twin_cache      its 64x64 cache (the `cpu` preset's input size)
     artifact        `wmfm export --random-init --preset cpu --fp16`: the deployed model size with
                     random weights, exported in seconds; what the service's tests run on
-    tiny            `wmfm experiment --preset tiny` (a trained model, ~1 min): only for the tests
-                    that compare scores (marked slow)
+    tiny            `wmfm experiment --preset tiny` (a trained model and its corpus, ~2.5 min):
+                    only for the tests that compare scores (marked slow)
     tiny_artifact   the tiny model exported (slow tests only)
     run_xapp        an in-process xApp (its loop on a thread) on loopback endpoints
+    ctrl_c          ctrl_c(seconds): a context in which Ctrl-C reaches the main thread after that long
 """
 
 import dataclasses as dc
@@ -89,3 +90,33 @@ def run_xapp(artifact):
     for app, th in apps:
         app.stop()
         th.join(timeout=30)
+
+
+@pytest.fixture
+def ctrl_c():
+    """ctrl_c(delay) -> a context manager: KeyboardInterrupt in the main thread after ``delay``
+    seconds, as a terminal's Ctrl-C. Python drops an exception raised inside a destructor or a
+    weakref/GC callback and hands it to sys.unraisablehook; a Ctrl-C lost that way is sent again,
+    as a user would press it again."""
+    import _thread
+    import contextlib
+    import sys
+
+    @contextlib.contextmanager
+    def after(delay: float):
+        previous = sys.unraisablehook
+
+        def hook(unraisable):
+            if unraisable.exc_type is KeyboardInterrupt:
+                _thread.interrupt_main()
+            else:
+                previous(unraisable)
+        sys.unraisablehook = hook
+        timer = threading.Timer(delay, _thread.interrupt_main)
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            sys.unraisablehook = previous
+    return after

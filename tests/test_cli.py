@@ -1,9 +1,7 @@
 """The `wmfm` command line: every mistake gives one line naming the sub-command and exit status 2,
 Ctrl-C gives one line and 130, and every flag says what it does and its default."""
 
-import _thread
 import argparse
-import threading
 
 import pytest
 
@@ -74,11 +72,9 @@ def test_experiment_overwrite_keeps_only_the_data(tmp_path):
     check_out(tmp_path / "new", overwrite=False)             # a new folder needs nothing
 
 
-def test_ctrl_c_stops_twin_generate_with_one_line_and_leaves_nothing(tmp_path, capsys):
-    timer = threading.Timer(1.5, _thread.interrupt_main)
-    timer.start()
-    rc = main(["twin", "generate", "--out", str(tmp_path), "--name", "t", "--scenes", "100000", "--quiet"])
-    timer.cancel()
+def test_ctrl_c_stops_twin_generate_with_one_line_and_leaves_nothing(tmp_path, capsys, ctrl_c):
+    with ctrl_c(1.5):
+        rc = main(["twin", "generate", "--out", str(tmp_path), "--name", "t", "--scenes", "100000", "--quiet"])
     assert rc == 130
     assert capsys.readouterr().err.strip().splitlines() == ["wmfm twin generate: interrupted"]
     assert not (tmp_path / "t").exists()
@@ -103,11 +99,9 @@ def test_every_flag_has_help_and_no_abbreviation_is_accepted():
     assert "(default: 1000)" in next(p for p in parsers if p.prog == "wmfm twin generate").format_help()
 
 
-def test_ctrl_c_stops_an_experiment_with_one_line(tmp_path, capsys):
-    timer = threading.Timer(3.0, _thread.interrupt_main)
-    timer.start()
-    rc = main(["experiment", "--preset", "tiny", "--out", str(tmp_path / "exp"), "--quiet"])
-    timer.cancel()
+def test_ctrl_c_stops_an_experiment_with_one_line(tmp_path, capsys, ctrl_c):
+    with ctrl_c(3.0):
+        rc = main(["experiment", "--preset", "tiny", "--out", str(tmp_path / "exp"), "--quiet"])
     assert rc == 130
     assert capsys.readouterr().err.strip().splitlines() == ["wmfm experiment: interrupted"]
     assert not (tmp_path / "exp" / "report.json").exists()

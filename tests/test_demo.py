@@ -28,17 +28,14 @@ def test_demo_reuses_the_artifact_replays_the_test_split_and_shuts_down_cleanly(
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_the_demo_and_its_xapp_and_keeps_the_partial_replay(tiny, tiny_artifact, tmp_path, capsys):
-    import _thread
-    import threading
+def test_ctrl_c_stops_the_demo_and_its_xapp_and_keeps_the_partial_replay(tiny, tiny_artifact, tmp_path, capsys,
+                                                                          ctrl_c):
     out = tmp_path / "demo"
     out.mkdir()
     (out / "data").symlink_to(tiny[0] / "data")
     (out / "artifact").symlink_to(tiny_artifact)
-    timer = threading.Timer(12.0, _thread.interrupt_main)      # during the ~20 s replay, as Ctrl-C would
-    timer.start()
-    rc = main(["demo", "--out", str(out), "--quiet"])
-    timer.cancel()
+    with ctrl_c(12.0):                                         # during the ~20 s replay
+        rc = main(["demo", "--out", str(out), "--quiet"])
     assert rc == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == "wmfm demo: interrupted"
     s = json.loads((out / "replay" / "replay.json").read_text())

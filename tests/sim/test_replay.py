@@ -1,9 +1,7 @@
 """The replay simulator against a real xApp (in-process loop, real ZeroMQ sockets, real embedded
 redis-server, ONNX Runtime): the realism knobs, the bounds, the scores, and its command line."""
 
-import _thread
 import json
-import threading
 import time
 
 import numpy as np
@@ -187,14 +185,13 @@ def test_the_replay_finds_the_xapps_redis_or_says_why_nothing_came_back(run_xapp
         other.close()
 
 
-def test_ctrl_c_stops_the_replay_and_writes_its_partial_report(run_xapp, cameras, replay_twin, tmp_path, capsys):
+def test_ctrl_c_stops_the_replay_and_writes_its_partial_report(run_xapp, cameras, replay_twin, tmp_path, capsys,
+                                                               ctrl_c):
     app = run_xapp(cameras, *STRICT)
     metrics = f"http://127.0.0.1:{app.status.port}/ric/v1/metrics"
-    timer = threading.Timer(2.0, _thread.interrupt_main)  # as Ctrl-C in a terminal: KeyboardInterrupt
-    timer.start()
     t0 = time.monotonic()
-    rc = main(_cli(app, replay_twin, "--metrics", metrics, "--loop", "--duration", "60", "--out", str(tmp_path)))
-    timer.cancel()
+    with ctrl_c(2.0):
+        rc = main(_cli(app, replay_twin, "--metrics", metrics, "--loop", "--duration", "60", "--out", str(tmp_path)))
     assert rc == 130 and time.monotonic() - t0 < 15
     # the replay's own words; the in-process xApp writes its JSON log lines to the same stderr
     err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("{")]
