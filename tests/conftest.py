@@ -95,16 +95,19 @@ def run_xapp(artifact):
 @pytest.fixture
 def ctrl_c():
     """ctrl_c(delay) -> a context manager: KeyboardInterrupt in the main thread after ``delay``
-    seconds, as a terminal's Ctrl-C. Python drops an exception raised inside a destructor or a
+    seconds, as a terminal's Ctrl-C. SIGINT gets Python's default handler meanwhile (a process
+    started in the background by a shell without job control inherits SIGINT ignored, and then
+    a simulated Ctrl-C does nothing). Python drops an exception raised inside a destructor or a
     weakref/GC callback and hands it to sys.unraisablehook; a Ctrl-C lost that way is sent again,
     as a user would press it again."""
     import _thread
     import contextlib
+    import signal
     import sys
 
     @contextlib.contextmanager
     def after(delay: float):
-        previous = sys.unraisablehook
+        previous, previous_sigint = sys.unraisablehook, signal.signal(signal.SIGINT, signal.default_int_handler)
 
         def hook(unraisable):
             if unraisable.exc_type is KeyboardInterrupt:
@@ -119,4 +122,5 @@ def ctrl_c():
         finally:
             timer.cancel()
             sys.unraisablehook = previous
+            signal.signal(signal.SIGINT, previous_sigint)
     return after
