@@ -79,17 +79,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _setup(args, image_size=None):
-    """(experiment config, cache in memory at `image_size` or the preset's) after argument checks."""
+    """(experiment config, cache in memory at `image_size` or the preset's; None without --cache)
+    after argument checks."""
     from .data import load_data
     from .experiment import load_config
     from .train import set_threads
     cfg = load_config(args.preset, args.config)
-    if not (args.cache / "meta.json").is_file():
+    if args.cache is not None and not (args.cache / "meta.json").is_file():
         raise FileNotFoundError(f"{args.cache}: not a wmfm cache (meta.json missing)")
     set_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    data = load_data(args.cache, image_size or cfg.model.image_size).to(args.device)
-    return cfg, data
+    if args.cache is None:
+        return cfg, None
+    return cfg, load_data(args.cache, image_size or cfg.model.image_size).to(args.device)
 
 
 def _pretrain(args) -> int:
@@ -97,20 +99,14 @@ def _pretrain(args) -> int:
 
     from . import checkpoint
     from .data import concat, load_unlabelled
-    from .experiment import load_config
-    from .train import init_distributed, pretrain, rank_world, set_threads
+    from .train import init_distributed, pretrain, rank_world
     if args.cache is None and args.corpus is None:
         raise ConfigError("pass --cache, --corpus or both")
     distributed, args.device = init_distributed(args.device)
-    if args.cache is not None:
-        cfg, data = _setup(args)
-        data = data.unlabelled()
-    if args.corpus is not None:
-        cfg = load_config(args.preset, args.config)
-        set_threads(args.threads)
-        args.out.mkdir(parents=True, exist_ok=True)
-        pool = load_unlabelled(args.corpus, cfg.model.image_size)
-        data = (concat([pool, data.to("cpu")], meta=pool.meta) if args.cache is not None else pool).to(args.device)
+    cfg, data = _setup(args)
+    parts = [] if args.corpus is None else [load_unlabelled(args.corpus, cfg.model.image_size)]
+    parts += [] if data is None else [data.unlabelled().to("cpu")]
+    data = (parts[0] if len(parts) == 1 else concat(parts, meta=parts[0].meta)).to(args.device)
     model, res = pretrain(data, cfg.model, cfg.pretrain, device=args.device, progress=not args.quiet)
     if rank_world()[0] == 0:
         checkpoint.save(args.out / "encoders.pt", "encoders", model, cfg.model, {"pretrain": to_dict(cfg.pretrain)},

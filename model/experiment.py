@@ -33,7 +33,7 @@ from wmfm.cache import CorpusSpec
 from wmfm.config import ConfigError, check, from_dict, to_dict
 
 from . import checkpoint, report
-from .data import Data, label_subset, load_data, load_unlabelled
+from .data import Data, concat, label_subset, load_data, load_unlabelled
 from .heads import MODALITIES
 from .hparams import CSIEncoderConfig, ImageEncoderConfig, ModelConfig, PretrainConfig, SupervisedConfig
 from .loss import retrieval
@@ -126,12 +126,13 @@ def _preset_cpu() -> ExperimentConfig:
 
 
 def _preset_gpu() -> ExperimentConfig:
-    # ~1.5 M corpus samples (>= 100x the labelled train split): ~40 GB in host and GPU memory.
+    # Estimated from the cpu corpus (6.6 UEs per frame, 81 % of the samples in train blocks): ~2 M
+    # corpus samples, ~110x the ~14 700 labelled train samples, ~47 GB in host and GPU memory.
     model = ModelConfig(image_size=(128, 128), csi=CSIEncoderConfig(channels=(32, 64, 128), feature_dim=512),
                         image=ImageEncoderConfig(channels=(32, 64, 128, 192, 256), feature_dim=512))
     return ExperimentConfig(
         scenes=3000, image_size=(128, 128), seeds=(0, 1, 2, 3, 4), e2e_modalities=MODALITIES, model=model,
-        corpus=CorpusSpec(worlds=120, scenes_per_world=2000, image_size=(128, 128), exclude=(1000,)),
+        corpus=CorpusSpec(worlds=150, scenes_per_world=2000, image_size=(128, 128), exclude=(1000,)),
         pool_multiples=(1.0, 4.0, 16.0, 64.0, 100.0),
         pretrain=PretrainConfig(batch_size=512, max_epochs=100, max_steps=30000, eval_every=500, patience=10,
                                 warmup_steps=300),
@@ -172,7 +173,7 @@ def run(cfg: ExperimentConfig, out: str | Path, cache: str | Path, corpus: str |
     other = load_data(unseen, cfg.model.image_size) if unseen else None
     if other is not None:
         _check_shapes(other, cfg, "unseen")
-    pool, pool_info = _pool(cfg, data, corpus)
+    pool, pool_info = _pool(cfg, data, corpus, out)
     data, pool = data.to(device), pool.to(device)
     other = other.to(device) if other is not None else None
     sweep = Sweep(cfg, data, other, device, progress)
@@ -190,7 +191,7 @@ def run(cfg: ExperimentConfig, out: str | Path, cache: str | Path, corpus: str |
         control = {"pretrain": pre_t, "encoders": enc_t} | sweep.heads(enc_t, "wmfm_target", cfg.fractions,
                                                                          ("fused", "csi"))
         runs += control["runs"]
-    curve = pool_curve(cfg, sweep, pool, pool_info, encoders, pre, control, device, progress)
+    curve = pool_curve(cfg, sweep, pool, pool_info, encoders, pre, control)
     transfer = sweep.transfer({"wmfm": encoders} | ({"wmfm_target": control["encoders"]} if control else {}))
 
     checkpoint.save(out / "model.pt", "model", encoders, cfg.model,
@@ -204,8 +205,7 @@ def run(cfg: ExperimentConfig, out: str | Path, cache: str | Path, corpus: str |
         "config": to_dict(cfg), "dataset": _dataset_summary(data, out), "device": device,
         "environment": {"torch": torch.__version__, "threads": torch.get_num_threads(),
                         "cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
-        "pretrain_pool": {k: v for k, v in pool_info.items() if not k.startswith("_")}
-        | ({"corpus": os.path.relpath(Path(corpus).resolve(), out.resolve())} if corpus else {}),
+        "pretrain_pool": {k: v for k, v in pool_info.items() if not k.startswith("_")},
         "pretrain": pre, "embedding_pass_s": main["embed_s"], "retrieval_test": main["retrieval"],
         "control": None if control is None else {"pretrain": control["pretrain"],
                                                  "retrieval_test": control["retrieval"]},
@@ -227,9 +227,9 @@ def run(cfg: ExperimentConfig, out: str | Path, cache: str | Path, corpus: str |
     return rep
 
 
-def _pool(cfg: ExperimentConfig, data: Data, corpus: str | Path | None) -> tuple[Data, dict]:
-    """The unlabelled pretraining pool, its description, and its train samples in the order the
-    pool-size curve takes them (``_order``: nested prefixes)."""
+def _pool(cfg: ExperimentConfig, data: Data, corpus: str | Path | None, out: Path) -> tuple[Data, dict]:
+    """The unlabelled pretraining pool, its description (the corpus named relative to ``out``), and
+    its train samples in the order the pool-size curve takes them (``_order``: nested prefixes)."""
     n_lab = len(data.index("train"))
     if cfg.pretrain_on == "target":
         pool, desc = data.unlabelled(), {"source": "target train split"}
@@ -241,11 +241,11 @@ def _pool(cfg: ExperimentConfig, data: Data, corpus: str | Path | None) -> tuple
         m = pool.meta
         if cfg.unseen_world is not None and cfg.unseen_world in m["worlds"]:
             raise ConfigError(f"experiment.unseen_world: world {cfg.unseen_world} is in the corpus {corpus}")
-        desc = {"source": "corpus", "corpus": str(corpus), "worlds": m["worlds"], "corpus_samples": m["samples"],
+        desc = {"source": "corpus", "corpus": os.path.relpath(Path(corpus).resolve(), out.resolve()),
+                "worlds": m["worlds"], "corpus_samples": m["samples"],
                 "corpus_frames": m["frames"], "corpus_bytes": m["bytes"], "corpus_build_s": m["build_seconds"],
                 "corpus_nlos_share": m["nlos_share"]}
         if cfg.pretrain_on == "corpus+target":
-            from .data import concat
             pool = concat([pool, data.unlabelled()], meta=m)
             desc["source"] = "corpus + target train split"
     order = pool_order(pool, cfg.pretrain.seed)
@@ -282,17 +282,19 @@ class Sweep:
     def _embed(self, encoders, data: Data):
         return embed(encoders, data, device=self.device, kind=self.cfg.head_input)
 
-    def heads(self, encoders, method: str, fractions, modalities, deploy: bool = False) -> dict:
-        """Every seed x fraction x modality; with ``deploy`` also the deployable heads, the test
-        predictions for the plots and the joint embeddings."""
+    def heads(self, encoders, method: str, fractions, modalities, deploy: bool = False,
+              align: bool = True) -> dict:
+        """Every seed x fraction x modality; with ``align`` also the joint embeddings and the test
+        retrieval, with ``deploy`` the deployable heads and the test predictions for the plots."""
         cfg, data = self.cfg, self.data
         t0 = time.perf_counter()
         z_c, z_i = self._embed(encoders, data)
         embed_s = time.perf_counter() - t0
-        e_c, e_i = (z_c, z_i) if cfg.head_input == "embedding" else embed(encoders, data, device=self.device)
-        test = data.index("test").cpu()
-        out = {"runs": [], "keep": {}, "deploy": {}, "embed_s": embed_s, "e_c": e_c, "e_i": e_i,
-               "retrieval": retrieval(e_c[test], e_i[test], data.frame.cpu()[test])}
+        out = {"runs": [], "keep": {}, "deploy": {}, "embed_s": embed_s}
+        if align or deploy:
+            e_c, e_i = (z_c, z_i) if cfg.head_input == "embedding" else embed(encoders, data, device=self.device)
+            test = data.index("test").cpu()
+            out |= {"e_c": e_c, "e_i": e_i, "retrieval": retrieval(e_c[test], e_i[test], data.frame.cpu()[test])}
         others = []
         if self.other is not None:
             zo = self._embed(encoders, self.other)
@@ -372,8 +374,8 @@ def bs_pose(meta: dict) -> tuple[np.ndarray, float]:
     return np.asarray(pose["position_m"], float), float(pose["yaw_deg"])
 
 
-def pool_curve(cfg: ExperimentConfig, sweep: Sweep, pool: Data, info: dict, encoders, pre: dict, control,
-               device: str, progress: bool) -> list[dict]:
+def pool_curve(cfg: ExperimentConfig, sweep: Sweep, pool: Data, info: dict, encoders, pre: dict,
+               control) -> list[dict]:
     """Heads at cfg.pool_fractions (fused, csi) after pretraining on nested pools of m x the
     labelled train split, one step budget. A pool within 10 % of the whole pool is the whole pool
     (the main pretraining, reused; the point carries its real size); larger ones are left out
@@ -391,12 +393,12 @@ def pool_curve(cfg: ExperimentConfig, sweep: Sweep, pool: Data, info: dict, enco
             point |= {"pool_multiple": round(n / n_lab, 2), "pool_samples": n}
             enc, res = encoders, pre
         else:
-            enc, res = pretrain(pool, cfg.model, cfg.pretrain, device=device, progress=progress,
-                                train_idx=order[:n].to(device), desc=f"pretrain pool {m:g}x")
-        rows = sweep.heads(enc, "wmfm", cfg.pool_fractions, ("fused", "csi"))["runs"]
+            enc, res = pretrain(pool, cfg.model, cfg.pretrain, device=sweep.device, progress=sweep.progress,
+                                train_idx=order[:n].to(sweep.device), desc=f"pretrain pool {m:g}x")
+        rows = sweep.heads(enc, "wmfm", cfg.pool_fractions, ("fused", "csi"), align=False)["runs"]
         points.append(point | {"pretrain": _pre_brief(res), "results": _mean_table(rows)})
     if len(order) not in [p["pool_samples"] for p in points]:
-        rows = sweep.heads(encoders, "wmfm", cfg.pool_fractions, ("fused", "csi"))["runs"]
+        rows = sweep.heads(encoders, "wmfm", cfg.pool_fractions, ("fused", "csi"), align=False)["runs"]
         points.append({"objective": OBJECTIVE, "pool": cfg.pretrain_on, "pool_multiple": round(len(order) / n_lab, 2),
                        "pool_samples": len(order), "pretrain": _pre_brief(pre), "results": _mean_table(rows)})
     if control is not None:
@@ -413,18 +415,28 @@ def _pre_brief(res: dict) -> dict:
 UNSEEN_METRICS = ("los_balanced_accuracy", "loc_mean_error_m", "loc_median_error_m")
 
 
-def _mean_table(rows: list[dict]) -> list[dict]:
-    """Seed means (and std) per (method, modality, fraction), target test and unseen test metrics."""
+def _by_run(rows: list[dict]) -> list[tuple[tuple, list[dict]]]:
+    """The rows of each (method, modality, label fraction), sorted: one list per seed set."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["method"], r["modality"], r["label_fraction"]), []).append(r)
+    return sorted(groups.items())
+
+
+def _seed_stats(rs: list[dict], metric: str) -> dict:
+    """{metric_mean, metric_std} over the seeds' rows (std 0 for one seed)."""
+    v = np.array([r[metric] for r in rs], float)
+    return {f"{metric}_mean": float(v.mean()), f"{metric}_std": float(v.std(ddof=1) if len(v) > 1 else 0.0)}
+
+
+def _mean_table(rows: list[dict]) -> list[dict]:
+    """Seed means (and std) per (method, modality, fraction), target test and unseen test metrics."""
     out = []
-    for (method, mod, frac), rs in sorted(groups.items()):
+    for (method, mod, frac), rs in _by_run(rows):
         row = {"method": method, "modality": mod, "label_fraction": frac, "seeds": len(rs),
                "labelled": rs[0]["labelled"]}
         for m in UNSEEN_METRICS:
-            v = np.array([r[m] for r in rs], float)
-            row[f"{m}_mean"], row[f"{m}_std"] = float(v.mean()), float(v.std(ddof=1) if len(v) > 1 else 0.0)
+            row |= _seed_stats(rs, m)
             u = [r["unseen"][m] for r in rs if r.get("unseen")]
             if u:
                 row[f"unseen_{m}_mean"] = float(np.mean(u))
@@ -502,15 +514,11 @@ def _budget_text(cfg: ExperimentConfig) -> str:
 
 
 def summarize(runs: list[dict], cfg: ExperimentConfig, pretrain_s: float, embed_s: float) -> dict:
-    groups: dict[tuple, list[dict]] = {}
-    for r in runs:
-        groups.setdefault((r["method"], r["modality"], r["label_fraction"]), []).append(r)
     table = []
-    for (method, mod, frac), rs in sorted(groups.items()):
+    for (method, mod, frac), rs in _by_run(runs):
         row = {"method": method, "modality": mod, "label_fraction": frac, "seeds": len(rs)}
         for m in METRICS + (("train_time_with_embedding_s",) if method == "wmfm" else ()):
-            v = np.array([r[m] for r in rs], float)
-            row[f"{m}_mean"], row[f"{m}_std"] = float(v.mean()), float(v.std(ddof=1) if len(v) > 1 else 0.0)
+            row |= _seed_stats(rs, m)
         table.append(row)
     get = {(r["method"], r["modality"], r["label_fraction"]): r for r in table}
     ref = get[("e2e", "fused", 1.0)]

@@ -17,9 +17,10 @@ COLORS = {("wmfm", "fused"): "tab:blue", ("wmfm", "csi"): "tab:cyan", ("wmfm", "
 NAMES = {"wmfm": "WMFM", "wmfm_target": "WMFM (control: target pretraining)", "e2e": "E2E"}
 
 
-def _save(fig, out: Path, name: str) -> str:
-    """Lay out, write `out/name` and free the figure; returns the file name for the report."""
-    fig.tight_layout()
+def _save(fig, out: Path, name: str, rect=(0, 0, 1, 1)) -> str:
+    """Lay out (inside ``rect`` of the figure), write `out/name` and free the figure; returns the
+    file name for the report."""
+    fig.tight_layout(rect=rect)
     fig.savefig(out / name, dpi=120)
     plt.close(fig)
     return name
@@ -87,10 +88,7 @@ def _pool_curve(rep: dict, out: Path) -> str:
         ax.grid(alpha=0.3, which="both")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
-    fig.tight_layout(rect=(0, 0.16, 1, 1))
-    fig.savefig(out / "pool_curve.png", dpi=120)
-    plt.close(fig)
-    return "pool_curve.png"
+    return _save(fig, out, "pool_curve.png", rect=(0, 0.16, 1, 1))
 
 
 def _cdf(keep: dict, truth: np.ndarray, out: Path) -> str:

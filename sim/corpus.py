@@ -15,7 +15,6 @@ reused; more worlds extend the corpus).
 
 from __future__ import annotations
 
-import dataclasses as dc
 import json
 import os
 import shutil
@@ -28,17 +27,6 @@ from tqdm import tqdm
 import wmfm
 from wmfm.cache import CORPUS_FORMAT, SPLITS, CorpusSpec, load
 from wmfm.config import to_dict
-
-
-def world_twin(spec: CorpusSpec, world: int):
-    """The twin config of one corpus world."""
-    from .twin import worlds
-    from .twin.params import TwinConfig
-
-    base = TwinConfig()
-    base = dc.replace(base, scene_period_s=spec.scene_period_s,
-                      traffic=dc.replace(base.traffic, ue_policy="all", max_ues=spec.max_ues))
-    return worlds.draw(world, base)
 
 
 def build(out: str | Path, spec: CorpusSpec, progress: bool = True, keep_scenarios: bool = False) -> dict:
@@ -77,7 +65,7 @@ def _write_meta(out: Path, spec: CorpusSpec, entries: list[dict], ids: list[int]
         "samples": sum(e["samples"] for e in entries), "frames": sum(e["frames"] for e in entries),
         "samples_by_split": {k: sum(e["samples_by_split"][k] for e in entries) for k in ("train", "val", "guard")},
         "nlos_share": (round(sum(e["nlos"] for e in entries) / max(1, sum(e["samples"] for e in entries)), 4)),
-        "bytes": {part: sum(_bytes(out / part / e["name"]) for e in entries) for part in ("shards", "labels")},
+        "bytes": {part: sum(e["bytes"][part] for e in entries) for part in ("shards", "labels")},
         "build_seconds": round(sum(e["seconds"] for e in entries), 1),     # per world, resumed runs included
     }
     meta["shape"] = entries[0]["shape"] if entries else None
@@ -93,20 +81,23 @@ def _bytes(folder: Path) -> int:
 
 def _build_world(out: Path, name: str, world: int, spec: CorpusSpec, keep_scenarios: bool) -> dict:
     from .dataset import build as build_cache
+    from .twin import worlds
     from .twin.generate import generate
 
     t0 = time.perf_counter()
     tmp = out / f".{name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        summary = generate(out / "scenarios", name, spec.scenes_per_world, spec.seed + world, world_twin(spec, world),
+        twin = worlds.every_vehicle_a_ue(world, spec.scene_period_s, spec.max_ues)
+        summary = generate(out / "scenarios", name, spec.scenes_per_world, spec.seed + world, twin,
                            progress=False, overwrite=True)
         cache = tmp / "cache"
         build_cache(out / "scenarios" / name, cache, image_size=tuple(spec.image_size), progress=False,
                     allow_one_class=True)
         entry = _split_cache(cache, tmp / "shard", tmp / "labels")
         entry |= {"name": name, "world": world, "twin_seed": spec.seed + world, "scenes": spec.scenes_per_world,
-                  "mean_ues_per_scene": summary["mean_ues_per_scene"], "seconds": round(time.perf_counter() - t0, 1)}
+                  "mean_ues_per_scene": summary["mean_ues_per_scene"], "seconds": round(time.perf_counter() - t0, 1),
+                  "bytes": {"shards": _bytes(tmp / "shard"), "labels": _bytes(tmp / "labels")}}
         (tmp / "shard" / "shard.json").write_text(json.dumps({"settings": spec.shard_settings(), "entry": entry},
                                                              indent=2))
         for part, dest in (("labels", out / "labels" / name), ("shard", out / "shards" / name)):

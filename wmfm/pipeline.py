@@ -14,7 +14,6 @@ Each is reused when it matches the config.
 
 from __future__ import annotations
 
-import dataclasses as dc
 import json
 import shutil
 import time
@@ -24,14 +23,10 @@ from wmfm.config import to_dict
 
 
 def twin_config(cfg, world: int | None = None):
-    """The twin the experiment config asks for (frame period, every vehicle in the zone a UE up to
-    max_ues) on the default street, or on drawn world ``world``."""
+    """The twin the experiment config asks for (frame period, UEs per frame) on the default street,
+    or on drawn world ``world``."""
     from wmfm.sim.twin import worlds
-    from wmfm.sim.twin.params import TwinConfig
-    base = TwinConfig()
-    cfg_twin = dc.replace(base, scene_period_s=cfg.scene_period_s,
-                          traffic=dc.replace(base.traffic, ue_policy="all", max_ues=cfg.max_ues))
-    return cfg_twin if world is None else worlds.draw(world, cfg_twin)
+    return worlds.every_vehicle_a_ue(world, cfg.scene_period_s, cfg.max_ues)
 
 
 def prepare_cache(cfg, folder: Path, scenario: Path | None, progress: bool, world: int | None = None,

@@ -31,9 +31,9 @@ def stage_breakdown(n: int, seed: int) -> dict:
         twin.advance(twin.cfg.scene_period_s)
         rows = twin.select_ues()
         t1 = time.perf_counter()
-        mats = [twin.tracer.trace(twin.traffic.v, r).matrix() for r in rows]
+        mats = [twin.tracers[0].trace(twin.traffic.v, r).matrix() for r in rows]
         t2 = time.perf_counter()
-        img = twin.renderer.render(twin.traffic.v, twin.frame_rng)
+        img = twin.renderers[0].render(twin.traffic.v, twin.frame_rng)
         t3 = time.perf_counter()
         mat_bytes({"channels": path_cell(mats)})
         Image.fromarray(img).save(io.BytesIO(), format="JPEG", quality=90)

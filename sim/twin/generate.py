@@ -41,7 +41,6 @@ class Twin:
         self.sites = [cfg.site(k) for k in range(cfg.n_bs)]
         self.tracers = [Tracer(site, self.world) for site in self.sites]
         self.renderers = [Renderer(site, self.world, render_rng) for site in self.sites]
-        self.tracer, self.renderer = self.tracers[0], self.renderers[0]
         self.ue_weight = np.array([t.ue_weight for t in cfg.traffic.vehicle_types])
         self.connected: list[int] = []
         self.advance(cfg.traffic.warmup_s)

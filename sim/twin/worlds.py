@@ -111,6 +111,16 @@ def add_sites(cfg: TwinConfig, n_bs: int, rng: np.random.Generator, ranges: Worl
     return dc.replace(cfg, sites=tuple(sites), road=dc.replace(cfg.road, length_m=round(2 * half, 1)))
 
 
+def every_vehicle_a_ue(world: int | None, scene_period_s: float, max_ues: int) -> TwinConfig:
+    """The default street (``world`` None) or drawn world ``world``, frames ``scene_period_s``
+    apart, every vehicle in the coverage zone a UE up to ``max_ues``: the experiments' and the
+    corpus's twin."""
+    base = TwinConfig()
+    base = dc.replace(base, scene_period_s=scene_period_s,
+                      traffic=dc.replace(base.traffic, ue_policy="all", max_ues=max_ues))
+    return base if world is None else draw(world, base)
+
+
 def coverage_corners(cfg: TwinConfig) -> np.ndarray:
     """[8, 3] corners of the coverage zone over the road: x in coverage_x_m, y across the lanes,
     z from the road to a 2 m vehicle roof."""

@@ -112,7 +112,7 @@ def test_build_resumes_and_extends(built, tmp_path):
     assert again["worlds"] == [3, 5, 6] and again["complete"]
     assert (copy / "shards" / first / "shard.json").stat().st_mtime_ns == stamp, "a finished world is reused"
     assert again["shards"][1]["samples"] == meta["shards"][1]["samples"], "the rebuilt world is the same world"
-    with pytest.raises(FileExistsError):
-        (tmp_path / "other").mkdir()
-        (tmp_path / "other" / "x").write_text("x")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x").write_text("x")
+    with pytest.raises(FileExistsError):                     # a folder that is not a corpus is left alone
         corpus.build(tmp_path / "other", SPEC, progress=False)

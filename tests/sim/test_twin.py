@@ -324,7 +324,7 @@ def test_los_flag_matches_sampled_geometry_in_traffic():
             maybe = _blocked_by_sampling(bs, ue, boxes, +0.02)
             if sure != maybe:
                 continue
-            ps = twin.tracer.trace(veh, r)
+            ps = twin.tracers[0].trace(veh, r)
             assert ps.is_los == (not sure), f"vehicle row {r} at x={veh.x[r]:.1f}: LoS flag disagrees"
             assert (ps.kind == LOS).sum() == int(ps.is_los)
             if ps.is_los:
@@ -563,7 +563,7 @@ def test_ground_bounce_is_shadowed_by_the_own_roof_unless_the_antenna_is_on_a_ma
         twin = Twin(cfg, 0)
         v = twin.traffic.v.subset(np.array([0]))          # a single vehicle on the road
         v.x[:], v.y[:] = 30.0, 1.75
-        return cfg, v, twin.tracer.trace(v, 0)
+        return cfg, v, twin.tracers[0].trace(v, 0)
 
     _, _, ps = ground_paths(0.1)
     assert not (ps.kind == GROUND).any()
