@@ -3,7 +3,7 @@
     {"format": "wmfm-checkpoint/1", "kind": "encoders" | "model",
      "model_config": {...}, "configs": {...training configs...}, "meta": {...},
      "state_dict": {...WMFM or E2E weights...},
-     "heads": {modality: {"input", "in_dim", "hidden", "dropout", "state_dict"}}}    # kind "model" only
+     "heads": {modality: {"input", "kind", ...constructor arguments, "state_dict"}}}    # kind "model" only
 
 `model.pt` (kind "model") is what the export step and the xApp take: the pretrained
 encoders plus the fused and csi-only heads.
@@ -17,7 +17,7 @@ import torch
 
 from wmfm.config import ConfigError, from_dict, to_dict
 
-from .heads import Heads
+from .heads import build_heads
 from .hparams import ModelConfig
 from .wmfm import WMFM
 
@@ -29,7 +29,8 @@ def _cpu(state: dict) -> dict:
 
 
 def save(path: str | Path, kind: str, model: torch.nn.Module, model_cfg: ModelConfig, configs: dict | None = None,
-         heads: dict[str, Heads] | None = None, meta: dict | None = None, head_input: str = "feature") -> Path:
+         heads: dict[str, torch.nn.Module] | None = None, meta: dict | None = None,
+         head_input: str = "feature") -> Path:
     """Write a checkpoint atomically; `head_input` says which encoder output the heads take
     ("feature": WMFM.features_*, "embedding": WMFM.encode_*)."""
     path = Path(path)
@@ -38,8 +39,7 @@ def save(path: str | Path, kind: str, model: torch.nn.Module, model_cfg: ModelCo
             "meta": meta or {}, "heads": {},
             "state_dict": _cpu(model if isinstance(model, dict) else model.state_dict())}
     for name, h in (heads or {}).items():
-        ckpt["heads"][name] = {"input": head_input, "in_dim": h.los[0].in_features, "hidden": h.los[0].out_features,
-                               "dropout": float(h.los[2].p), "state_dict": _cpu(h.state_dict())}
+        ckpt["heads"][name] = {"input": head_input} | h.spec() | {"state_dict": _cpu(h.state_dict())}
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(ckpt, tmp)
     tmp.replace(path)
@@ -63,16 +63,19 @@ def read(path: str | Path, kinds: tuple[str, ...] = ("encoders", "model")) -> di
     return ckpt
 
 
-def load_wmfm(path: str | Path) -> tuple[WMFM, dict[str, Heads], dict]:
-    """(WMFM in eval mode, {modality: Heads}, checkpoint dict) from an encoders or model checkpoint."""
+def load_wmfm(path: str | Path) -> tuple[WMFM, dict[str, torch.nn.Module], dict]:
+    """(WMFM in eval mode, {modality: Heads or FusedHeads}, checkpoint dict) from an encoders or model checkpoint."""
     ckpt = read(path, ("encoders", "model"))
     cfg = from_dict(ModelConfig, ckpt["model_config"], "model_config")
     model = WMFM(cfg)
     model.load_state_dict(ckpt["state_dict"])
     heads = {}
     for name, h in ckpt["heads"].items():
-        heads[name] = Heads(h["in_dim"], h["hidden"], h["dropout"])
-        heads[name].load_state_dict(h["state_dict"])
+        try:
+            heads[name] = build_heads(h)
+            heads[name].load_state_dict(h["state_dict"])
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise ConfigError(f"{path}: heads.{name}: does not match this version's heads ({exc})") from None
         heads[name].eval()
     return model.eval(), heads, ckpt
 

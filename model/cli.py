@@ -107,14 +107,17 @@ def _pretrain(args) -> int:
     parts = [] if args.corpus is None else [load_unlabelled(args.corpus, cfg.model.image_size)]
     parts += [] if data is None else [data.unlabelled().to("cpu")]
     data = (parts[0] if len(parts) == 1 else concat(parts, meta=parts[0].meta)).to(args.device)
-    model, res = pretrain(data, cfg.model, cfg.pretrain, device=args.device, progress=not args.quiet)
+    from .experiment import VARIANTS, pretrain_config
+    pre_cfg = pretrain_config(cfg, cfg.objective if cfg.objective in VARIANTS else "custom")
+    model, res = pretrain(data, cfg.model, pre_cfg, device=args.device, progress=not args.quiet)
     if rank_world()[0] == 0:
-        checkpoint.save(args.out / "encoders.pt", "encoders", model, cfg.model, {"pretrain": to_dict(cfg.pretrain)},
+        checkpoint.save(args.out / "encoders.pt", "encoders", model, cfg.model, {"pretrain": to_dict(pre_cfg)},
                         meta={"pretrain": {k: v for k, v in res.items() if k != "history"}, "cache": str(args.cache),
                               "corpus": str(args.corpus)})
         (args.out / "pretrain.json").write_text(json.dumps(res, indent=2))
-        print(f"encoders      {args.out / 'encoders.pt'}  ({res['steps']} steps = {res['epochs']:g} epochs of "
-              f"{res['train_samples']} samples, best val InfoNCE {res['best_val_loss']:.3f} at step "
+        print(f"encoders      {args.out / 'encoders.pt'}  ({pre_cfg.objective}: {res['steps']} steps = "
+              f"{res['epochs']:g} epochs of {res['train_samples']} samples, best val loss "
+              f"{res['best_val_loss']:.3f} at step "
               f"{res['best_step']}, {res['seconds']:.0f} s, {res['world_size']} process(es))")
     if distributed:
         import torch.distributed as dist
@@ -133,17 +136,20 @@ def _heads(args) -> int:
     cfg, data = _setup(args, model.cfg.image_size)
     model.to(args.device)
     kind = args.head_input or cfg.head_input
-    z_c, z_i = embed(model, data, device=args.device, kind=kind)
-    e_c, e_i = (z_c, z_i) if kind == "embedding" else embed(model, data, device=args.device)
+    emb = embed(model, data, device=args.device, kind=kind).to(args.device)
     sub = label_subset(data.los.cpu(), data.index("train").cpu(), args.fraction, args.seed).to(data.los.device)
     heads, results = {}, {}
+    beta = ckpt["configs"].get("pretrain", {}).get("pointer_beta", cfg.pretrain.pointer_beta)
     for mod in args.modalities:
-        heads[mod], res = train_heads(z_c.to(args.device), z_i.to(args.device), data, mod, sub, cfg.heads, args.seed)
+        heads[mod], res = train_heads(emb, data, mod, sub, cfg.heads, args.seed, beta=beta)
         results[mod] = {k: v for k, v in res.items() if not k.startswith("_")}
         print(f"{mod:6s} test LoS BA {res['los_balanced_accuracy']:.3f}  loc mean {res['loc_mean_error_m']:.2f} m  "
               f"median {res['loc_median_error_m']:.2f} m  ({res['train_time_s']:.1f} s, {res['labelled']} labels)")
     test = data.index("test").cpu()
-    results["retrieval_test"] = retrieval(e_c[test], e_i[test], data.frame.cpu()[test])
+    mil = ckpt["configs"].get("pretrain", {}).get("objective", "mil") == "mil"
+    results["retrieval_test"] = retrieval(emb.csi_embedding.cpu()[test], emb.image_embedding.cpu()[test],
+                                          data.frame.cpu()[test], beta=beta,
+                                          tokens=emb.tokens.cpu()[emb.frame.cpu()[test]] if mil else None)
     checkpoint.save(args.out / "model.pt", "model", model, model.cfg,
                     ckpt["configs"] | {"heads": to_dict(cfg.heads)}, heads=heads,
                     meta={"label_fraction": args.fraction, "seed": args.seed, "cache": str(args.cache),

@@ -122,6 +122,16 @@ def augment_csi(csi: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> to
     return x
 
 
+def csi_view(csi: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
+    """A second physical view of each CSI for CSI-to-CSI contrast: augment_csi (noise at a random
+    SNR, common phase), then a random cfg.dropout share of subcarriers and of antennas zeroed."""
+    x = augment_csi(csi, cfg, g)
+    b, _, a, k = x.shape
+    keep_k = (torch.rand(b, 1, 1, k, generator=g) >= cfg.dropout).float().to(x.device)
+    keep_a = (torch.rand(b, 1, a, 1, generator=g) >= cfg.dropout).float().to(x.device)
+    return x * keep_k * keep_a
+
+
 def augment_image(image: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
     """Exposure, contrast and sensor noise on [B, 3, H, W] in [0, 1]; no geometric change."""
     b = image.shape[0]

@@ -12,7 +12,10 @@ global pool) so that where a peak sits (angle, range) reaches the features.
 
 Image encoder. A small residual CNN trained from scratch, with two coordinate channels
 (CoordConv, on the CSI map too) and a flattened last map, for the same reason: the pixel where a vehicle
-stands is the information, not only what it looks like.
+stands is the information, not only what it looks like. It also keeps a spatial map as
+*tokens* (`token_stage`, 8x8 at 64 px: one token per 8x8-pixel cell, with the cell's
+coordinates), projected into the joint space: a UE's CSI is aligned with the token of its own
+vehicle (loss.mil_loss), and the fused heads attend over them (heads.FusedHeads).
 
 GroupNorm everywhere (per-sample statistics): batch-size independent, so DDP shards and
 batch-1 inference see the same function as training.
@@ -114,9 +117,12 @@ class CSIEncoder(nn.Module):
         self.trunk, self.proj = _head(self.stages, 4, (n_ant, n_sc), cfg.pool, cfg.feature_dim, embed_dim,
                                       cfg.dropout)
 
-    def features(self, csi: torch.Tensor) -> torch.Tensor:
-        """The representation before the projection [B, feature_dim]."""
-        x = self.transform(csi)
+    def features(self, csi: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """The representation before the projection [B, feature_dim]; ``keep`` [B, 1, A, K] (0/1)
+        masks the angle-delay map (masked angle-delay modelling, pretraining only)."""
+        return self.features_of_map(self.transform(csi) if keep is None else self.transform(csi) * keep)
+
+    def features_of_map(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1)
         return self.trunk(self.stages(x))
 
@@ -125,7 +131,8 @@ class CSIEncoder(nn.Module):
 
 
 class ImageEncoder(nn.Module):
-    """Image [B, 3, H, W] float in [0, 1] -> projection [B, embed_dim] (not yet normalised)."""
+    """Image [B, 3, H, W] float in [0, 1] -> projection [B, embed_dim] (not yet normalised), and
+    tokens [B, T, embed_dim] (not yet normalised): one per cell of the `token_stage` map, row-major."""
 
     def __init__(self, image_size: tuple[int, int], cfg: ImageEncoderConfig, embed_dim: int):
         super().__init__()
@@ -134,15 +141,50 @@ class ImageEncoder(nn.Module):
         stem = nn.Sequential(nn.Conv2d(5, c0, 3, stride=2, padding=1, bias=False), _gn(c0), nn.GELU())
         self.body = nn.Sequential(stem, *[_ResBlock(a, b) for a, b in zip(cfg.channels[:-1], cfg.channels[1:])])
         self.trunk, self.proj = _head(self.body, 5, image_size, cfg.pool, cfg.feature_dim, embed_dim, cfg.dropout)
+        self.token_stage = cfg.token_stage % len(cfg.channels)
+        with torch.no_grad():
+            grid = self.body[:self.token_stage + 1](torch.zeros(1, 5, *image_size)).shape[2:]
+        self.grid = (int(grid[0]), int(grid[1]))
+        c = cfg.channels[self.token_stage]
+        self.register_buffer("token_coords", _coords(*self.grid), persistent=False)
+        self.token_proj = nn.Sequential(nn.Conv2d(c + 2, c, 1), nn.GELU(), nn.Conv2d(c, embed_dim, 1))
+
+    def _stages(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the last map, the token map)."""
+        x = (image - 0.45) / 0.25
+        x = torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1)
+        tok = None
+        for i, stage in enumerate(self.body):
+            x = stage(x)
+            if i == self.token_stage:
+                tok = x
+        return x, tok
+
+    def _tokens(self, tok: torch.Tensor) -> torch.Tensor:
+        tok = torch.cat([tok, self.token_coords.expand(tok.shape[0], -1, -1, -1)], dim=1)
+        return self.token_proj(tok).flatten(2).transpose(1, 2)                 # [B, T, E]
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
         """The representation before the projection [B, feature_dim]."""
-        x = (image - 0.45) / 0.25
-        x = torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1)
-        return self.trunk(self.body(x))
+        return self.trunk(self._stages(image)[0])
+
+    def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One pass: (feature [B, feature_dim], projection [B, E], tokens [B, T, E]), not normalised."""
+        x, tok = self._stages(image)
+        f = self.trunk(x)
+        return f, self.proj(f), self._tokens(tok)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.proj(self.features(image))
+
+
+def token_cells(grid: tuple[int, int], image_size: tuple[int, int]) -> torch.Tensor:
+    """[T, 4] pixel rectangles (u0, v0, u1, v1) of the tokens of a ``grid`` map over an image of
+    ``image_size`` (H, W), row-major as ImageEncoder's tokens."""
+    (gh, gw), (h, w) = grid, image_size
+    r, c = torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij")
+    r, c = r.flatten().double(), c.flatten().double()
+    return torch.stack([c * w / gw, r * h / gh, (c + 1) * w / gw, (r + 1) * h / gh], dim=1)
 
 
 def build_encoders(cfg: ModelConfig) -> tuple[CSIEncoder, ImageEncoder]:

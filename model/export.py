@@ -4,8 +4,10 @@ Four graphs, each with a dynamic batch axis, so the xApp embeds a camera frame o
 reuses it for every UE of that frame, and falls back to CSI only when no frame matches:
 
     csi_encoder    csi [B, 2, A, K] f32 (raw channel, real/imag)   -> feature [B, Fc], embedding [B, E]
-    image_encoder  image [B, 3, H, W] f32 RGB in [0, 1]            -> feature [B, Fi], embedding [B, E]
-    heads_fused    csi_feature [B, Fc], image_feature [B, Fi]      -> los_logit [B], p_los [B], position [B, 3] m
+    image_encoder  image [B, 3, H, W] f32 RGB in [0, 1]            -> feature [B, Fi], embedding [B, E],
+                                                                      tokens [B, T, E]
+    heads_fused    csi_feature [B, Fc], csi_embedding [B, E],
+                   image_tokens [B, T, E]                          -> los_logit [B], p_los [B], position [B, 3] m
     heads_csi      csi_feature [B, Fc]                             -> los_logit [B], p_los [B], position [B, 3] m
 
 All normalisation is inside the graphs (CSI power normalisation, image mean/std, head input
@@ -35,7 +37,7 @@ from wmfm.config import ConfigError
 
 from . import checkpoint
 from .graphs import graph_modules
-from .heads import Heads
+from .heads import FusedHeads, Heads
 from .wmfm import WMFM
 
 
@@ -82,10 +84,10 @@ def torch_outputs(mods: dict, samples: dict[str, np.ndarray]) -> dict[str, np.nd
     """Reference outputs, keyed `<graph>.<output>`."""
     csi, image = torch.from_numpy(samples["csi"]), torch.from_numpy(samples["image"])
     fc, ec = mods["csi_encoder"][0](csi)
-    fi, ei = mods["image_encoder"][0](image)
+    fi, ei, tok = mods["image_encoder"][0](image)
     out = {"csi_encoder.feature": fc, "csi_encoder.embedding": ec,
-           "image_encoder.feature": fi, "image_encoder.embedding": ei}
-    for g, args in (("heads_fused", (fc, fi)), ("heads_csi", (fc,))):
+           "image_encoder.feature": fi, "image_encoder.embedding": ei, "image_encoder.tokens": tok}
+    for g, args in (("heads_fused", (fc, ec, tok)), ("heads_csi", (fc,))):
         for name, t in zip(("los_logit", "p_los", "position"), mods[g][0](*args)):
             out[f"{g}.{name}"] = t
     return {k: v.numpy() for k, v in out.items()}
@@ -106,8 +108,9 @@ def ort_outputs(files: dict[str, Path], samples: dict[str, np.ndarray], batch: i
 
     out = {**run("csi_encoder", {"csi": samples["csi"]}), **run("image_encoder", {"image": samples["image"]})}
     if "heads_fused" in sess:
-        fc, fi = out["csi_encoder.feature"], out["image_encoder.feature"]
-        out.update(run("heads_fused", {"csi_feature": fc, "image_feature": fi}))
+        fc = out["csi_encoder.feature"]
+        out.update(run("heads_fused", {"csi_feature": fc, "csi_embedding": out["csi_encoder.embedding"],
+                                       "image_tokens": out["image_encoder.tokens"]}))
         out.update(run("heads_csi", {"csi_feature": fc}))
     return out
 
@@ -135,7 +138,7 @@ def check_parity(par: dict, tol: Tolerance) -> list[str]:
     bad = []
     for k, v in par["max_abs_diff"].items():
         out = k.split(".")[1]
-        lim = {"feature": tol.feature, "embedding": tol.embedding, "los_logit": tol.los_logit,
+        lim = {"feature": tol.feature, "embedding": tol.embedding, "tokens": tol.embedding, "los_logit": tol.los_logit,
                "p_los": tol.los_logit, "position": tol.position_m}[out]
         if not v <= lim:
             bad.append(f"{k}: max abs diff {v:.3g} > {lim:g}")
@@ -211,8 +214,9 @@ def export_random(preset: str, out: str | Path, seed: int = 0, opset: int = 17, 
     cfg = preset_config(preset)
     torch.manual_seed(seed)
     model = WMFM(cfg.model).eval()
-    fc, fi = cfg.model.csi.feature_dim, cfg.model.image.feature_dim
-    heads = {"fused": Heads(fc + fi, cfg.heads.hidden, cfg.heads.dropout).eval(),
+    fc = cfg.model.csi.feature_dim
+    heads = {"fused": FusedHeads(fc, cfg.model.embed_dim, model.image_encoder.grid, cfg.heads.hidden,
+                                 cfg.heads.dropout, cfg.pretrain.pointer_beta).eval(),
              "csi": Heads(fc, cfg.heads.hidden, cfg.heads.dropout).eval()}
     with tempfile.TemporaryDirectory(prefix="wmfm-random-") as tmp:
         ckpt_path = checkpoint.save(Path(tmp) / "model.pt", "model", model, cfg.model,
@@ -293,7 +297,8 @@ def _manifest(ckpt, ckpt_path, model, heads, graphs, parity_res, opset, max_batc
         "versions": {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
         "model": {"name": "wmfm", "version": wmfm.__version__, "checkpoint": ckpt_path.name,
                   "checkpoint_sha256": sha256(ckpt_path), "head_input": "feature",
-                  "parameters": int(sum(p.numel() for m in (model, *heads.values()) for p in m.parameters()))},
+                  "parameters": int(sum(p.numel() for m, _ in graph_modules(model, heads).values()
+                                        for p in m.parameters()))},
         "model_config": ckpt["model_config"],
         "configs": ckpt["configs"],
         "checkpoint_meta": ckpt["meta"],

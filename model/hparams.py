@@ -37,9 +37,12 @@ class ImageEncoderConfig:
     feature_dim: int = 256
     dropout: float = 0.1
     pool: str = "flatten"
+    token_stage: int = -2        # the stage whose map gives the tokens (-1: the last; -2: the one before, 8x8 at 64 px)
 
     def validate(self, where: str) -> None:
         _check_encoder(self, where, min_stages=2)
+        check(-len(self.channels) <= self.token_stage < len(self.channels), f"{where}.token_stage",
+              f"must name a stage: 0..{len(self.channels) - 1} (or -1..-{len(self.channels)} from the last)")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class AugmentConfig:
     """Physically meaningful changes only: no flips or crops (they would break the CSI-image geometry)."""
     snr_db: tuple[float, float] = (5.0, 30.0)   # receiver noise added to the CSI at a random SNR
     random_phase: bool = True                   # unknown common phase (LO offset) of each report
+    dropout: float = 0.1                        # CSI-to-CSI contrast views: share of subcarriers and of antennas zeroed
     brightness: float = 0.2                     # image gain x U(1-b, 1+b)
     contrast: float = 0.15
     pixel_noise: float = 0.02                   # sensor noise std (image in [0, 1])
@@ -77,8 +81,23 @@ class AugmentConfig:
         check(0 <= self.brightness < 1 and 0 <= self.contrast < 1, f"{where}.brightness", "must be in [0, 1)")
 
 
+OBJECTIVES = ("global_clip", "mil")
+
+
 @dataclass(frozen=True)
 class PretrainConfig:
+    # "mil": object-centric, multiple-instance alignment (loss.mil_loss): batches of whole frames,
+    # each CSI aligned with the best-matching image token of its own frame, the frame's other UEs'
+    # regions as hard negatives. "global_clip": one CSI vector against one whole-frame vector.
+    objective: str = "mil"
+    region_weight: float = 1.0   # mil: the within-frame term (which vehicle is which)
+    mask_weight: float = 1.0     # CSI self-supervision: masked angle-delay modelling
+    csi_contrast_weight: float = 0.0   # CSI self-supervision: CSI-to-CSI contrast of two augmented views
+    frames_per_batch: int = 48   # mil: frames per batch, every train UE of each (global_clip: batch_size samples)
+    pointer_beta: float = 10.0   # mil: sharpness of the soft max over tokens (cosine similarities x beta)
+    near_frames: int = 2         # mil: frames this close in time (rows) are near-duplicates, never negatives
+    mask_ratio: float = 0.4      # share of angle-delay patches masked (patch = mask_patch)
+    mask_patch: tuple[int, int] = (4, 8)
     batch_size: int = 256        # global batch (split across ranks under DDP)
     lr: float = 2e-3
     weight_decay: float = 0.05
@@ -92,7 +111,17 @@ class PretrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0
 
+    @property
+    def self_supervised(self) -> bool:
+        return self.mask_weight > 0 or self.csi_contrast_weight > 0
+
     def validate(self, where: str) -> None:
+        check(self.objective in OBJECTIVES, f"{where}.objective", f"must be one of {list(OBJECTIVES)}")
+        check(min(self.region_weight, self.mask_weight, self.csi_contrast_weight) >= 0, f"{where}.mask_weight",
+              "loss weights must be >= 0")
+        check(self.frames_per_batch >= 2, f"{where}.frames_per_batch", "must be >= 2 (the loss needs negatives)")
+        check(self.pointer_beta > 0 and self.near_frames >= 0, f"{where}.pointer_beta", "must be > 0")
+        check(0 < self.mask_ratio < 1 and min(self.mask_patch) >= 1, f"{where}.mask_ratio", "must be in (0, 1)")
         check(self.batch_size >= 2, f"{where}.batch_size", "must be >= 2 (the loss needs negatives)")
         check(self.lr > 0, f"{where}.lr", "must be > 0")
         check(self.max_epochs >= 1 and self.patience >= 1, f"{where}.max_epochs", "must be >= 1")

@@ -13,8 +13,10 @@ import numpy as np  # noqa: E402
 COLORS = {("wmfm", "fused"): "tab:blue", ("wmfm", "csi"): "tab:cyan", ("wmfm", "image"): "tab:purple",
           ("e2e", "fused"): "tab:red", ("e2e", "csi"): "tab:orange", ("e2e", "image"): "tab:brown",
           ("wmfm_target", "fused"): "tab:gray", ("wmfm_target", "csi"): "tab:olive",
-          ("wmfm_target", "image"): "tab:pink"}
-NAMES = {"wmfm": "WMFM", "wmfm_target": "WMFM (control: target pretraining)", "e2e": "E2E"}
+          ("wmfm_target", "image"): "tab:pink", ("wmfm_random", "fused"): "tab:green",
+          ("wmfm_random", "csi"): "yellowgreen"}
+NAMES = {"wmfm": "WMFM", "wmfm_target": "WMFM (control: target pretraining)",
+         "wmfm_random": "control: frozen random encoders", "e2e": "E2E"}
 
 
 def _save(fig, out: Path, name: str, rect=(0, 0, 1, 1)) -> str:
@@ -46,7 +48,7 @@ def _fractions(rep: dict, out: Path) -> str:
         f = [100 * r["label_fraction"] for r in rows]
         for ax, m in zip(axes, ("los_balanced_accuracy", "loc_mean_error_m")):
             mean, std = np.array([r[f"{m}_mean"] for r in rows]), np.array([r[f"{m}_std"] for r in rows])
-            ax.plot(f, mean, {"wmfm": "o-", "wmfm_target": "^:"}.get(method, "s--"), color=color,
+            ax.plot(f, mean, {"wmfm": "o-", "wmfm_target": "^:", "wmfm_random": "v:"}.get(method, "s--"), color=color,
                     label=f"{NAMES[method]} {mod}")
             ax.fill_between(f, mean - std, mean + std, color=color, alpha=0.15)
     for ax, title in zip(axes, ("LoS/NLoS balanced accuracy (test)", "mean localisation error [m] (test)")):
@@ -161,7 +163,8 @@ def _embeddings(emb: dict, out: Path) -> str:
         ax.scatter(p[los, 0], p[los, 1], s=5, alpha=0.6, color="tab:green", label="LoS")
         ax.scatter(p[~los, 0], p[~los, 1], s=5, alpha=0.6, color="tab:red", label="NLoS")
         var = s[:2] ** 2 / (s ** 2).sum()
-        ax.set_title(f"{'CSI' if name == 'z_csi' else 'image'} embeddings, test (PCA {var[0]:.0%}/{var[1]:.0%})")
+        what = "CSI embeddings" if name == "z_csi" else f"image: {emb.get('image_kind', 'frame embeddings')}"
+        ax.set_title(f"{what}, test (PCA {var[0]:.0%}/{var[1]:.0%})", fontsize=9)
         ax.legend(fontsize=8)
     return _save(fig, out, "embeddings_pca.png")
 
@@ -179,7 +182,10 @@ def markdown(rep: dict, plots: dict) -> str:
              f"{rep['environment']['threads']} threads, wall time {rep['wall_time_s'] / 60:.1f} min.", "",
              f"Data: {ds['samples']} samples from `{ds['source'].get('scenario', '?')}`; "
              + ", ".join(f"{k} {v['samples']} (NLoS {v['nlos_share']:.1%})" for k, v in ds["splits"].items())
-             + ". Splits are contiguous time blocks with guard gaps; every figure below is on **test**.", "",
+             + ". Splits are contiguous time blocks with guard gaps; every figure below is on **test** (val chose "
+               "the objective, E2E's learning rate and every early-stopping point).", ""]
+    lines += _claims(s.get("claims") or [])
+    lines += [
              "## Headline (fused, 100 % of the train labels, mean over seeds)", "",
              "| | WMFM (frozen + heads) | E2E | WMFM vs E2E |", "|---|---|---|---|",
              f"| LoS/NLoS balanced accuracy | {h['wmfm_los_ba']:.3f} | {h['e2e_los_ba']:.3f} | "
@@ -216,12 +222,15 @@ def markdown(rep: dict, plots: dict) -> str:
     r = rep["retrieval_test"]
     pre = rep["pretrain"]
     lines += ["", "## Pretraining, alignment and cost", "",
-              f"- Pretraining: {pre['epochs']} epochs ({pre['steps']} steps, global batch {pre['global_batch']}, "
-              f"{pre['world_size']} process(es)), best val InfoNCE {pre['best_val_loss']:.3f} at epoch "
-              f"{pre['best_epoch']}, {pre['seconds']:.0f} s. One-off embedding pass: {rep['embedding_pass_s']:.1f} s.",
-              f"- CSI-to-image retrieval on test ({r['candidates']} frames): top-1 {r['top1']:.1%} "
+              f"- Pretraining ({pre.get('objective', '?')}): {pre['epochs']} epochs ({pre['steps']} steps, global "
+              f"batch {pre['global_batch']} {pre.get('batch_unit', 'samples')}, {pre['world_size']} process(es)), "
+              f"best val loss {pre['best_val_loss']:.3f} at epoch {pre['best_epoch']}, {pre['seconds']:.0f} s. One-off "
+              f"embedding pass: {rep['embedding_pass_s']:.1f} s.",
+              f"- CSI-to-image retrieval on test ({r['candidates']} frames, scored by the "
+              f"{r.get('scored_by', 'global image embedding')}): top-1 {r['top1']:.1%} "
               f"(chance {r['chance_top1']:.2%}), top-5 {r['top5']:.1%} (chance {r['chance_top5']:.1%}), "
               f"median rank {r['median_rank']:.0f}.",
+              *_association_lines(rep),
               f"- Whole sweep: E2E fused {t['e2e_fused_all_runs']:.0f} s in all; WMFM fused heads "
               f"{t['wmfm_fused_heads_all_runs']:.0f} s + pretraining {t['pretrain_once']:.0f} s + embedding "
               f"{t['embedding_pass_once']:.0f} s: E2E / WMFM = {t['ratio_e2e_over_wmfm_including_pretraining']:.2f}x "
@@ -233,15 +242,81 @@ def markdown(rep: dict, plots: dict) -> str:
                  else "."), "",
               "## Plots", "",
               "Label-fraction curves: mean ± std over seeds. Localisation CDF, confusion matrices and training "
-              "curves: the first seed. Embedding projection: PCA of the test embeddings (unit-norm joint space).", ""]
+              "curves: the first seed. Embedding projection: PCA of the test embeddings (unit-norm joint space): the "
+              "CSI side, and the image side it is aligned with.", ""]
     lines += [f"![{name}]({png})" for name, png in plots.items()]
     return "\n".join(lines[:lines.index("## Plots")] + _protocol(rep) + lines[lines.index("## Plots"):]) + "\n"
 
 
+def _claims(claims: list[dict]) -> list[str]:
+    """The paper's claims, each met or not, with the figures (seed means, test)."""
+    if not claims:
+        return []
+
+    def fig(v, unit=""):
+        if isinstance(v, list):
+            return " / ".join(f"{x:.3f}" if x < 1.5 else f"{x:.2f}" for x in v)
+        return f"{v:+.1f} {unit}".strip() if unit == "%" else (f"{v:.1f}{unit}" if unit else
+                                                               (f"{v:.3f}" if v < 1.5 else f"{v:.2f}"))
+    lines = ["## The paper's claims, measured", "",
+             "| claim | paper | WMFM | reference (E2E / other heads / target) | met |", "|---|---|---|---|---|"]
+    for c in claims:
+        met = {True: "**met**", False: "not met", None: "(informative)"}[c["met"]]
+        lines.append(f"| {c['claim']} | {c['paper']} | {fig(c['wmfm'], c.get('unit', ''))} | "
+                     f"{fig(c['reference'], c.get('unit', ''))} | {met} |")
+    return lines + [""]
+
+
+def _association_lines(rep: dict) -> list[str]:
+    out = []
+    for name, a in (("test", rep.get("association_test")),
+                    ("unseen world test", (rep.get("unseen_world") or {}).get("association_test"))):
+        if a and a.get("visible"):
+            out.append(f"- CSI-to-vehicle association on the {name} ({a['visible']} UEs with their vehicle in view, "
+                       f"{a['visible_ues_per_frame']} per frame): the token the CSI points at names its own vehicle "
+                       f"for **{a['association_accuracy']:.1%}** (chance {a['chance_association']:.1%}; "
+                       f"{_f(a['association_accuracy_crowded'], 3)} vs chance "
+                       f"{_f(a['chance_association_crowded'], 3)} with >= 2 vehicles in view) and overlaps its box "
+                       f"for {a['hit_rate']:.1%} (chance {a['chance_hit_rate']:.1%}).")
+    for key, name in (("control", "target-pretrained control"), ("random_control", "random encoders")):
+        a = (rep.get(key) or {}).get("association_test")
+        if a and a.get("visible"):
+            out.append(f"- The same for the {name}: {a['association_accuracy']:.1%} (chance "
+                       f"{a['chance_association']:.1%}).")
+    return out
+
+
 def _protocol(rep: dict) -> list[str]:
-    """The foundation-model protocol's sections: the pool, the pool-size curve, the unseen world."""
+    """The foundation-model protocol's sections: the objective's ablation, the pool, the pool-size
+    curve, E2E's tuning, the unseen world."""
+    lines = []
+    ab = rep.get("ablation") or []
+    if ab:
+        o = rep["objective"]
+        lines += ["## Pretraining objective, chosen on val", "",
+                  f"Each variant pretrained on the same pool with the same step budget, then fused and csi heads on "
+                  f"{ab[0]['label_fraction']:.0%} of the target's labels (first seed), scored on the target's **val** "
+                  f"split. Chosen: **{o['chosen']}** ({o['how']}).", "",
+                  "| variant | best val loss | steps | fused loc [m] | fused BA | csi loc [m] | csi BA | association "
+                  "(val) | rank sum |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in ab:
+            v, a = r["val"], r.get("association_val") or {}
+            lines.append(f"| {r['variant']} | {r['pretrain']['best_val_loss']:.3f} | {r['pretrain']['steps']} | "
+                         f"{v['fused']['loc_mean_error_m']:.2f} | {v['fused']['los_balanced_accuracy']:.3f} | "
+                         f"{v['csi']['loc_mean_error_m']:.2f} | {v['csi']['los_balanced_accuracy']:.3f} | "
+                         f"{_f(a.get('association_accuracy'), 3)} | {r.get('val_rank_sum', '')} |")
+        lines += ["", "The losses are each variant's own objective (not comparable across variants).", ""]
+    tune = (rep.get("summary") or {}).get("e2e_tuning") or []
+    if tune:
+        lines += ["## E2E learning rate, chosen on val", "",
+                  "| labels | chosen | " + " | ".join(f"val loc [m] / BA at {k}" for k in tune[0]["val"]) + " |",
+                  "|---|---|" + "---|" * len(tune[0]["val"])]
+        for t in tune:
+            lines.append(f"| {t['label_fraction']:.0%} | {t['chosen_lr']:g} | " + " | ".join(
+                f"{v['loc_mean_error_m']:.2f} / {v['los_balanced_accuracy']:.3f}" for v in t["val"].values()) + " |")
+        lines += [""]
     p = rep.get("pretrain_pool") or {}
-    lines = ["## Pretraining pool", ""]
+    lines += ["## Pretraining pool", ""]
     if p.get("source", "").startswith("corpus"):
         b = p["corpus_bytes"]
         lines += [f"Pretraining read {p['train_samples']} unlabelled samples ({p['pool_over_labelled']}x the "
@@ -256,7 +331,7 @@ def _protocol(rep: dict) -> list[str]:
     if curve:
         lines += ["### Pool-size curve (mean over seeds; target test, and the unseen world with the heads as "
                   "trained)", "",
-                  "| objective | pool | x labelled | pretrain best val InfoNCE | steps | modality | labels | LoS BA | "
+                  "| objective | pool | x labelled | pretrain best val loss | steps | modality | labels | LoS BA | "
                   "loc mean [m] | unseen loc mean [m] |", "|---|---|---|---|---|---|---|---|---|---|"]
         for c in curve:
             for r in c["results"]:

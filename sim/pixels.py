@@ -29,15 +29,15 @@ def camera(props: dict) -> Camera:
                                resolution=tuple(int(v) for v in props["resolution"])))
 
 
-def box_pixels(camera_props: dict, boxes: np.ndarray, input_size: tuple[int, int]
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Visible width and height of each box in input pixels.
+def box_rects(camera_props: dict, boxes: np.ndarray, input_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Where each box lands in the model's input image.
 
     camera_props: the sensor's properties (see `camera`); boxes: [N, 2, 3] min/max corners [m]
-    (NaN: unknown); input_size: (H, W) of the model's input. Returns w [N], h [N] float64 (the
-    projected bounding rectangle of the 8 corners clipped to the frame, scaled to the input;
-    0 when not visible) and visible [N] bool. A box with a corner behind the camera's near
-    plane counts as not visible (its projection is unbounded).
+    (NaN: unknown); input_size: (H, W) of the model's input. Returns rects [N, 4] float64
+    (u0, v0, u1, v1) in input pixels: the projected bounding rectangle of the 8 corners clipped
+    to the frame and scaled to the input by the squash resize the cache applies (0 when not
+    visible), and visible [N] bool. A box with a corner behind the camera's near plane counts as
+    not visible (its projection is unbounded).
     """
     cam = camera(camera_props)
     boxes = np.asarray(boxes, dtype=float).reshape(-1, 2, 3)
@@ -48,14 +48,33 @@ def box_pixels(camera_props: dict, boxes: np.ndarray, input_size: tuple[int, int
     z = c[..., 2]
     in_front = (z > cam.NEAR).all(axis=1)                     # False for an unknown (NaN) box
     zs = np.where(in_front[:, None], z, 1.0)
-    u = cam.cx + cam.f * c[..., 0] / zs
-    v = cam.cy + cam.f * c[..., 1] / zs
-    w = np.clip(u.max(axis=1), 0, cam.width) - np.clip(u.min(axis=1), 0, cam.width)
-    h = np.clip(v.max(axis=1), 0, cam.height) - np.clip(v.min(axis=1), 0, cam.height)
-    visible = in_front & (w > 0) & (h > 0)
-    w = np.where(visible, w * input_size[1] / cam.width, 0.0)
-    h = np.where(visible, h * input_size[0] / cam.height, 0.0)
-    return w, h, visible
+    u = np.clip(cam.cx + cam.f * c[..., 0] / zs, 0, cam.width)
+    v = np.clip(cam.cy + cam.f * c[..., 1] / zs, 0, cam.height)
+    rects = np.stack([u.min(axis=1), v.min(axis=1), u.max(axis=1), v.max(axis=1)], axis=1)
+    visible = in_front & (rects[:, 2] > rects[:, 0]) & (rects[:, 3] > rects[:, 1])
+    scale = np.array([input_size[1] / cam.width, input_size[0] / cam.height] * 2)
+    return np.where(visible[:, None], rects * scale, 0.0), visible
+
+
+def box_pixels(camera_props: dict, boxes: np.ndarray, input_size: tuple[int, int]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Visible width and height of each box in input pixels (see `box_rects`): w [N], h [N]
+    float64 (0 when not visible) and visible [N] bool."""
+    rects, visible = box_rects(camera_props, boxes, input_size)
+    return rects[:, 2] - rects[:, 0], rects[:, 3] - rects[:, 1], visible
+
+
+def cache_rects(cache, input_size: tuple[int, int]) -> dict | None:
+    """The UE boxes of a `wmfm dataset build` cache in ``input_size`` pixels: {"rects" [N, 4],
+    "visible" [N]} (for evaluation only: the association accuracy); None when the cache has no
+    boxes or its camera sensor no projection properties."""
+    from wmfm.cache import load
+    c = load(cache, mmap=True)
+    props = c["meta"].get("source", {}).get("camera_properties") or {}
+    if c.get("box") is None or any(k not in props for k in CAMERA_KEYS):
+        return None
+    rects, visible = box_rects(props, np.asarray(c["box"]), input_size)
+    return {"rects": rects, "visible": visible}
 
 
 def _spread(x: np.ndarray) -> dict:

@@ -7,8 +7,9 @@ Written by `wmfm export` (wmfm.model.export), read by the inference backends and
     ARTIFACT/
       manifest.json            schema, configs, preprocessing, graphs (I/O specs), parity, sha256 of every file
       csi_encoder.onnx         csi [B, 2, A, K] f32 -> feature [B, Fc], embedding [B, E] (unit norm)
-      image_encoder.onnx       image [B, 3, H, W] f32 in [0, 1] -> feature [B, Fi], embedding [B, E]
-      heads_fused.onnx         csi_feature [B, Fc], image_feature [B, Fi] -> los_logit [B], p_los [B], position [B, 3] m
+      image_encoder.onnx       image [B, 3, H, W] f32 in [0, 1] -> feature [B, Fi], embedding [B, E], tokens [B, T, E]
+      heads_fused.onnx         csi_feature [B, Fc], csi_embedding [B, E], image_tokens [B, T, E]
+                               -> los_logit [B], p_los [B], position [B, 3] m
       heads_csi.onnx           csi_feature [B, Fc] -> los_logit, p_los, position      (the fallback without a frame)
       *.fp16.onnx              the encoders in mixed precision (`--fp16`), FP32 inputs/outputs
       model.pt                 the source checkpoint (weights only), for the torch reference backend
@@ -26,7 +27,7 @@ import numpy as np
 
 from wmfm.config import ConfigError
 
-SCHEMA = "wmfm-artifact/1"
+SCHEMA = "wmfm-artifact/2"          # /2: image tokens, cross-attention fused heads
 MANIFEST = "manifest.json"
 ENCODERS = ("csi_encoder", "image_encoder")
 MODES = {"fused": "heads_fused", "csi_only": "heads_csi"}   # insight mode -> heads graph

@@ -99,5 +99,9 @@ def run(cfg, out: str | Path, scenario: str | Path | None = None, cache: str | P
                                scenes=cfg.unseen_scenes)
     if cfg.pretrain_on != "target" and corpus is None:
         corpus = prepare_corpus(cfg, out / "data" / "corpus", progress)
+    from wmfm.sim.pixels import cache_rects  # the UEs' vehicle boxes: for the association score only
+    boxes = {"target": cache_rects(cache, cfg.model.image_size)}
+    if unseen is not None:
+        boxes["unseen"] = cache_rects(unseen, cfg.model.image_size)
     return experiment.run(cfg, out, cache, corpus=corpus, unseen=unseen, device=device, progress=progress,
-                          preset_name=preset_name, t_start=t0)
+                          preset_name=preset_name, t_start=t0, boxes={k: v for k, v in boxes.items() if v})

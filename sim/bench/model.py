@@ -31,11 +31,11 @@ BASELINE = "torch-eager"
 
 def _calls(backend, batch: dict[str, np.ndarray]):
     """{component: zero-argument callable} on fixed inputs."""
-    fc = backend.embed_csi(batch["csi"]).feature
-    fi = backend.embed_image(batch["image"]).feature
+    z = backend.embed_csi(batch["csi"])
+    tok = backend.embed_image(batch["image"]).tokens
     return {"csi": lambda: backend.embed_csi(batch["csi"]),
             "image": lambda: backend.embed_image(batch["image"]),
-            "heads": lambda: backend.heads(fc, fi),
+            "heads": lambda: backend.heads(z, tok),
             "fused": lambda: backend.fused(batch["csi"], batch["image"])}
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 from wmfm.model import checkpoint
 from wmfm.model.data import load_data
+from wmfm.model.experiment import VARIANTS
 
 RUN_KEYS = {"method", "modality", "label_fraction", "seed", "los_balanced_accuracy", "loc_mean_error_m",
             "loc_median_error_m", "loc_p90_error_m", "train_time_s"}
@@ -26,6 +27,26 @@ def test_report_has_every_run_and_the_summary(tiny):
     for f in fractions:
         for s in seeds:
             assert {("wmfm", m, f, s) for m in ("fused", "csi", "image")} | {("e2e", "fused", f, s)} <= combos
+            assert {("wmfm_random", m, f, s) for m in ("fused", "csi")} <= combos        # the random-encoder control
+    # E2E's learning rate: chosen on val per fraction among the configured rates, the same for every seed
+    tuning = {t["label_fraction"]: t for t in rep["summary"]["e2e_tuning"]}
+    assert set(tuning) == set(fractions)
+    for r in runs:
+        if r["method"] == "e2e":
+            assert r["lr"] == tuning[r["label_fraction"]]["chosen_lr"] in rep["config"]["e2e_lrs"]
+    # the objective: every ablation variant scored on val, the chosen one is the val rank-sum best
+    ab = rep["ablation"]
+    assert [a["variant"] for a in ab] == rep["config"]["ablation"]
+    best = min(ab, key=lambda a: (a["val_rank_sum"], a["val"]["fused"]["loc_mean_error_m"]))
+    assert rep["objective"]["chosen"] == best["variant"]
+    assert rep["pretrain"]["objective"] == VARIANTS[best["variant"]]["objective"]
+    # the CSI-to-vehicle association, from the twin's projected boxes (evaluation only)
+    a = rep["association_test"]
+    assert a["visible"] > 0.5 * a["ues"] and 0 < a["chance_association"] < 1
+    assert 0 <= a["association_accuracy"] <= 1 and rep["unseen_world"]["association_test"]["visible"] > 0
+    claims = rep["summary"]["claims"]
+    assert {c["met"] for c in claims} <= {True, False, None} and len(claims) >= 8
+    assert any("20%" in c["claim"] and "E2E on 100 %" in c["claim"] for c in claims)
     s = rep["summary"]
     for k in ("los_ba_gain_pct", "loc_error_reduction_pct", "train_time_ratio", "train_time_ratio_with_embedding"):
         assert np.isfinite(s["headline"][k]) and s[k] == s["headline"][k]
@@ -39,7 +60,8 @@ def test_report_has_every_run_and_the_summary(tiny):
     for png in ("fractions.png", "loc_cdf.png", "confusion.png", "training_curves.png", "embeddings_pca.png"):
         assert (out / png).stat().st_size > 10_000
     md = (out / "report.md").read_text()
-    assert "Headline" in md and "retrieval" in md
+    assert "Headline" in md and "retrieval" in md and "The paper's claims, measured" in md
+    assert "Pretraining objective, chosen on val" in md and "association" in md
     # nothing of the machine it ran on: the scenario is named relative to the report
     assert rep["dataset"]["source"]["scenario"] == "data/twin"
     assert str(out.parent) not in (out / "report.json").read_text()
@@ -66,9 +88,12 @@ def test_model_pt_is_deployable(tiny):
     data = load_data(out / "data" / "cache", model.cfg.image_size)
     idx = data.index("test")[:16]
     assert {h["input"] for h in ckpt["heads"].values()} == {rep["config"]["head_input"]} == {"feature"}
+    assert ckpt["heads"]["fused"]["kind"] == "fused_attention"
+    assert ckpt["meta"]["objective"] == rep["objective"]["chosen"]
     with torch.no_grad():
-        z_c, z_i = model.features_csi(data.csi[idx]), model.features_image(data.image_batch(idx))
-        logit, pos = heads["fused"](torch.cat([z_c, z_i], 1))
+        z_c = model.features_csi(data.csi[idx])
+        _, _, tokens = model.encode_image_all(data.image_batch(idx))
+        logit, pos = heads["fused"](z_c, model.encode_csi(data.csi[idx]), tokens)
         logit_c, pos_c = heads["csi"](z_c)
     assert logit.shape == (16,) and pos.shape == (16, 3) and pos_c.shape == (16, 3)
     # positions come out in metres, near the road (not standardised units)
@@ -104,6 +129,7 @@ def test_foundation_protocol_sections(tiny):
     assert u["world"] == cfg["unseen_world"] and u["dataset"]["splits"]["test"]["samples"] > 0
     assert all(set(r["unseen"]) >= {"los_balanced_accuracy", "loc_mean_error_m"} for r in rep["runs"])
     assert {r["method"] for r in u["few_labels"]} == {"wmfm", "wmfm_target", "e2e"}
+    assert any(c["claim"].startswith("unseen world") for c in rep["summary"]["claims"])
     # the unseen world is another street: its positions are not the target's
     unseen = load_data(out / "data" / "unseen" / "cache", (32, 32))
     target = load_data(out / "data" / "cache", (32, 32))

@@ -64,7 +64,7 @@ def test_tampered_missing_or_foreign_artifacts_are_refused(artifact, tmp_path, c
     art = _copy(artifact, tmp_path / "c")
     m = json.loads((art / "manifest.json").read_text())
     (art / "manifest.json").write_text(json.dumps(m | {"schema": "wmfm-artifact/0"}))
-    with pytest.raises(ArtifactError, match="schema: expected 'wmfm-artifact/1', got 'wmfm-artifact/0'"):
+    with pytest.raises(ArtifactError, match="schema: expected 'wmfm-artifact/2', got 'wmfm-artifact/0'"):
         Artifact.load(art)
     del m["files"]["heads_csi.onnx"]
     (art / "manifest.json").write_text(json.dumps(m))

@@ -46,12 +46,34 @@ def test_gradients_reach_both_encoders_and_the_temperature():
     z_c, z_i, scale = model(data.csi, data.image_batch(torch.arange(16)))
     contrastive_loss(z_c, z_i, scale, data.frame).backward()
     for enc in (model.csi_encoder, model.image_encoder):
-        grads = [p.grad for p in enc.parameters() if p.requires_grad]
+        grads = [p.grad for n, p in enc.named_parameters() if not n.startswith("token_proj")]
         assert all(g is not None for g in grads)
         assert sum(float(g.abs().sum()) for g in grads) > 0
         first = next(iter(enc.parameters()))       # the first layer gets gradient too
         assert float(first.grad.abs().sum()) > 0
     assert float(model.logit_scale.grad.abs()) > 0
+
+
+def test_mil_gradients_reach_the_tokens_the_csi_encoder_and_the_self_supervision_heads():
+    """The mil objective trains the image trunk up to the token stage and the token projection
+    (the global image head is not in it), the CSI encoder, the temperature, and with the CSI
+    self-supervision terms the decoder and the CSI-to-CSI projection."""
+    from model_helpers import crowded_set
+    from wmfm.model.hparams import AugmentConfig
+    from wmfm.model.train import FrameBatches, mil_step_loss
+    torch.manual_seed(0)
+    model = WMFM(SMALL)
+    data = crowded_set(6, 3, seed=1)
+    cfg = PretrainConfig(frames_per_batch=6, mask_weight=1.0, csi_contrast_weight=0.5, augment=AugmentConfig())
+    loss, parts = mil_step_loss(model, data, FrameBatches(data, torch.arange(18)), torch.arange(6), cfg,
+                                torch.Generator().manual_seed(0))
+    loss.backward()
+    assert set(parts) == {"frame", "region", "mask", "csi_contrast"} and parts["region"] > 0
+    got = {n for n, p in model.named_parameters() if p.grad is not None and float(p.grad.abs().sum()) > 0}
+    for prefix in ("csi_encoder.stages", "csi_encoder.trunk", "csi_encoder.proj", "image_encoder.body.0",
+                   "image_encoder.token_proj", "csi_decoder", "csi_ssl", "logit_scale"):
+        assert any(n.startswith(prefix) for n in got), prefix
+    assert not any(n.startswith(("image_encoder.trunk", "image_encoder.proj")) for n in got)
 
 
 def test_logit_scale_init_and_clamp_in_the_loop():
@@ -86,11 +108,11 @@ def test_angle_delay_transform_puts_a_plane_wave_in_its_bin():
 
 def test_retrieval_far_above_chance_on_an_aligned_set():
     data = aligned_set(600, 2)
-    cfg = PretrainConfig(batch_size=64, lr=2e-3, warmup_steps=20, max_epochs=25, patience=25)
+    cfg = PretrainConfig(objective="global_clip", batch_size=64, lr=2e-3, warmup_steps=20, max_epochs=25, patience=25)
     model, res = pretrain(data, SMALL, cfg, progress=False)
-    z_c, z_i = embed(model, data)
+    emb = embed(model, data, kind="embedding")
     test = data.index("test")
-    r = retrieval(z_c[test], z_i[test], data.frame[test])
+    r = retrieval(emb.csi[test], emb.image[test], data.frame[test])
     assert r["candidates"] == 90
     assert r["top5"] > 8 * r["chance_top5"], r          # chance top-5 = 5.6 %
     assert r["top1"] > 10 * r["chance_top1"], r
@@ -117,12 +139,12 @@ def test_same_seed_same_numbers(twin_cache):
     assert [h["val_loss"] for h in r1["history"]] == [h["val_loss"] for h in r2["history"]]
     for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
         assert torch.equal(a, b), k
-    z_c, z_i = embed(m1, data)
+    emb = embed(m1, data)
     sub = label_subset(data.los, data.index("train"), 0.5, seed=1)
     sup = SupervisedConfig(min_steps=30, max_steps=60, eval_every=10)
-    _, a = train_heads(z_c, z_i, data, "fused", sub, sup, seed=1)
-    _, b = train_heads(z_c, z_i, data, "fused", sub, sup, seed=1)
-    _, c = train_heads(z_c, z_i, data, "fused", sub, sup, seed=2)
+    _, a = train_heads(emb, data, "fused", sub, sup, seed=1)
+    _, b = train_heads(emb, data, "fused", sub, sup, seed=1)
+    _, c = train_heads(emb, data, "fused", sub, sup, seed=2)
     keys = ("los_balanced_accuracy", "loc_mean_error_m", "loc_p90_error_m")
     assert [a[k] for k in keys] == [b[k] for k in keys]
     assert np.array_equal(a["_pos"], b["_pos"]) and not np.array_equal(a["_pos"], c["_pos"])

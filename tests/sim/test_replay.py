@@ -47,7 +47,7 @@ def test_replay_scores_equal_the_offline_evaluation_of_the_same_artifact(run_xap
     assert len(idx) == rec.n_reports
     be = inference.load("onnxruntime", tiny_artifact)
     img = c["images"][idx].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-    out = be.heads(be.embed_csi(c["csi"][idx]).feature, be.embed_image(img).feature)
+    out = be.heads(be.embed_csi(c["csi"][idx]), be.embed_image(img).tokens)
     offline = evaluate(out.los_logit, out.position, c["los"][idx], c["position"][idx])
 
     got = s["scores"]

@@ -56,8 +56,10 @@ def test_outputs_have_the_manifest_shapes(backend, artifact):
     cfg = b.artifact.manifest["model_config"]
     assert z.feature.shape == (3, cfg["csi"]["feature_dim"]) and v.feature.shape == (3, cfg["image"]["feature_dim"])
     assert z.embedding.shape == v.embedding.shape == (3, cfg["embed_dim"])
+    assert v.tokens.shape[0] == 3 and v.tokens.shape[2] == cfg["embed_dim"] and v.tokens.shape[1] > 1
     np.testing.assert_allclose(np.linalg.norm(z.embedding, axis=1), 1.0, atol=1e-3)
-    for out in (b.heads(z.feature, v.feature), b.heads(z.feature), b.fused(csi, img)):
+    np.testing.assert_allclose(np.linalg.norm(v.tokens, axis=2), 1.0, atol=1e-3)
+    for out in (b.heads(z, v.tokens), b.heads(z), b.fused(csi, img)):
         assert out.los_logit.shape == out.p_los.shape == (3,) and out.position.shape == (3, 3)
         assert out.los_logit.dtype == np.float32
         assert np.all((out.p_los >= 0) & (out.p_los <= 1))
@@ -91,13 +93,13 @@ def test_bad_inputs_get_one_clear_error(backend, artifact):
         b.embed_csi(csi.astype(np.int32))
     with pytest.raises(InputError, match="csi: empty batch"):
         b.embed_csi(csi[:0])
-    fc, fi = b.embed_csi(csi).feature, b.embed_image(img).feature
+    z, tok = b.embed_csi(csi), b.embed_image(img).tokens
     with pytest.raises(InputError, match="disagree on the batch size"):
-        b.heads(fc, fi[:1])
-    with pytest.raises(InputError, match="image_feature: expected shape"):
-        b.heads(fc, fc[:, :7])
+        b.heads(z, tok[:1])
+    with pytest.raises(InputError, match="image_tokens: expected shape"):
+        b.heads(z, tok[:, :7])
     # float64 input is accepted (cast to the graph's float32) and gives the same answer
-    np.testing.assert_allclose(b.embed_csi(csi.astype(np.float64)).feature, fc, atol=1e-5)
+    np.testing.assert_allclose(b.embed_csi(csi.astype(np.float64)).feature, z.feature, atol=1e-5)
 
 
 def test_unknown_backend_and_auto(artifact):

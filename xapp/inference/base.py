@@ -2,9 +2,9 @@
 
     backend = load("onnxruntime", artifact)     # wmfm.xapp.inference.load
     z = backend.embed_csi(csi)                   # csi [B, 2, A, K] f32 -> Encoded(feature [B, Fc], embedding [B, E])
-    v = backend.embed_image(image)               # image [B, 3, H, W] f32 in [0, 1] -> Encoded(...)
-    out = backend.heads(z.feature, v.feature)    # -> HeadsOut(los_logit [B], p_los [B], position [B, 3] m)
-    out = backend.heads(z.feature)               # csi-only fallback (no camera frame)
+    v = backend.embed_image(image)               # image [B, 3, H, W] f32 in [0, 1] -> Encoded(..., tokens [B, T, E])
+    out = backend.heads(z, v.tokens)             # -> HeadsOut(los_logit [B], p_los [B], position [B, 3] m)
+    out = backend.heads(z)                       # csi-only fallback (no camera frame)
 
 A backend implements only `_run(graph, feeds) -> outputs in the manifest's order`; inputs are
 checked against the manifest here (shape, float dtype) and batches larger than the
@@ -25,6 +25,7 @@ LOGIT_MARGIN = 1e-3         # LoS decisions of samples with |logit| below this a
 class Encoded(NamedTuple):
     feature: np.ndarray      # [B, F] float32, what the heads read
     embedding: np.ndarray    # [B, E] float32, unit norm (the joint CSI-image space)
+    tokens: np.ndarray | None = None   # image only: [B, T, E] float32, unit norm (what the fused heads attend over)
 
 
 class HeadsOut(NamedTuple):
@@ -84,14 +85,16 @@ class Backend:
     def embed_image(self, image) -> Encoded:
         return Encoded(*self.run("image_encoder", image))
 
-    def heads(self, csi_feature, image_feature=None) -> HeadsOut:
-        if image_feature is None:
-            return HeadsOut(*self.run(MODES["csi_only"], csi_feature))
-        return HeadsOut(*self.run(MODES["fused"], csi_feature, image_feature))
+    def heads(self, csi: Encoded, image_tokens=None) -> HeadsOut:
+        """The fused heads on the CSI's encoding and its frame's tokens [B, T, E]; without tokens the
+        csi-only fallback."""
+        if image_tokens is None:
+            return HeadsOut(*self.run(MODES["csi_only"], csi.feature))
+        return HeadsOut(*self.run(MODES["fused"], csi.feature, csi.embedding, image_tokens))
 
     def fused(self, csi, image) -> HeadsOut:
         """CSI + camera image of the same instant -> LoS and position (the fused path)."""
-        return self.heads(self.embed_csi(csi).feature, self.embed_image(image).feature)
+        return self.heads(self.embed_csi(csi), self.embed_image(image).tokens)
 
     def warmup(self, batches=(1,), graphs=None) -> None:
         """Run every graph (or those named) once per batch size (allocations, engine/graph capture,
@@ -110,9 +113,10 @@ class Backend:
             raise FileNotFoundError(f"{self.artifact.root}: reference.npz missing")
         z, v = self.embed_csi(ref["csi"]), self.embed_image(ref["image"])
         got = {"csi_encoder.feature": z.feature, "csi_encoder.embedding": z.embedding,
-               "image_encoder.feature": v.feature, "image_encoder.embedding": v.embedding}
+               "image_encoder.feature": v.feature, "image_encoder.embedding": v.embedding,
+               "image_encoder.tokens": v.tokens}
         res = {"samples": int(len(ref["csi"]))}
-        for mode, out in (("heads_fused", self.heads(z.feature, v.feature)), ("heads_csi", self.heads(z.feature))):
+        for mode, out in (("heads_fused", self.heads(z, v.tokens)), ("heads_csi", self.heads(z))):
             got.update({f"{mode}.{k}": getattr(out, k) for k in HeadsOut._fields})
             clear = np.abs(ref[f"{mode}.los_logit"]) > LOGIT_MARGIN     # nearer the threshold may flip
             agree = (out.p_los > 0.5) == (ref[f"{mode}.p_los"] > 0.5)

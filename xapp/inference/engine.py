@@ -1,6 +1,6 @@
 """Micro-batch inference: CSI of every UE in the batch at once, each camera frame embedded
-once (and cached by camera + sequence + time, so later batches with the same frame reuse it),
-heads per mode on the batch.
+once into its tokens (cached by camera + sequence + time, so later batches with the same frame
+reuse them), heads per mode on the batch (the fused heads attend over the UE's frame's tokens).
 
 Frames are embedded when they arrive (`prefetch`), off the CSI path: a CSI report then pays
 only for its own encoder and the heads (cameras send ~10 frames/s, CSI comes far more often).
@@ -39,7 +39,7 @@ class Engine:
         return (frame.camera_id, frame.seq, frame.t_ns)     # t_ns too: a restarted camera counts from 0 again
 
     def _frame_features(self, pairs: list[Pairing], wait: bool = True) -> dict[tuple[str, int, int], np.ndarray]:
-        """frame key -> image feature [Fi], embedding only the frames not cached yet (one call)."""
+        """frame key -> image tokens [T, E], embedding only the frames not cached yet (one call)."""
         keys = {self._key(p.frame): p.frame for p in pairs if p.frame is not None}
         out = {}
         with self.lock:
@@ -55,7 +55,7 @@ class Engine:
         todo = [k for k in keys if k not in out]
         if todo:                                          # (outside the lock: the encoder call is the long part)
             images = np.stack([keys[k].image for k in todo]).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-            feats = self.backend.embed_image(images).feature
+            feats = self.backend.embed_image(images).tokens
             with self.lock:
                 self.frames_embedded += len(todo)
                 for k, f in zip(todo, feats):
@@ -95,7 +95,7 @@ class Engine:
         return res
 
     def _infer(self, pairs: list[Pairing]) -> list[Insight]:
-        fc = self.backend.embed_csi(np.stack([p.report.csi for p in pairs])).feature
+        z = self.backend.embed_csi(np.stack([p.report.csi for p in pairs]))
         fused = [i for i, p in enumerate(pairs) if p.frame is not None]
         alone = [i for i, p in enumerate(pairs) if p.frame is None]
         p_los = np.empty(len(pairs), np.float32)
@@ -106,12 +106,12 @@ class Engine:
                 fi = np.stack([frames[self._key(pairs[i].frame)] for i in fused])
             else:                                       # the naive way: every UE embeds its frame again
                 images = np.stack([pairs[i].frame.image for i in fused]).transpose(0, 3, 1, 2)
-                fi = self.backend.embed_image(images.astype(np.float32) / 255.0).feature
+                fi = self.backend.embed_image(images.astype(np.float32) / 255.0).tokens
                 self.frames_embedded += len(fused)
-            out = self.backend.heads(fc[fused], fi)
+            out = self.backend.heads(type(z)(z.feature[fused], z.embedding[fused]), fi)
             p_los[fused], pos[fused] = out.p_los, out.position
         if alone:
-            out = self.backend.heads(fc[alone])
+            out = self.backend.heads(type(z)(z.feature[alone], z.embedding[alone]))
             p_los[alone], pos[alone] = out.p_los, out.position
         now = time.time_ns()
         res = []
