@@ -79,6 +79,19 @@ def test_patch_mask_and_masked_map_loss():
     assert float(masked_map_loss(wrong, target, keep)) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_csi_views_drop_whole_subcarriers_and_antennas():
+    from wmfm.model.data import csi_view
+    from wmfm.model.hparams import AugmentConfig
+    csi = torch.randn(64, 2, 32, 64) * 1e-6
+    v = csi_view(csi, AugmentConfig(snr_db=(300.0, 300.0), random_phase=False, dropout=0.25),
+                 torch.Generator().manual_seed(0))
+    zero = (v == 0)
+    cols, rows = zero.all(dim=(1, 2)), zero.all(dim=(1, 3))                 # [B, K] subcarriers, [B, A] antennas
+    assert 0.15 < float(cols.float().mean()) < 0.35 and 0.15 < float(rows.float().mean()) < 0.35
+    kept = ~zero
+    assert torch.allclose(v[kept], csi[kept], rtol=1e-4)                   # at 300 dB SNR the rest is the input
+
+
 def test_association_metric_on_a_hand_made_scene():
     # a camera 5 m up looking along +x, level; two cars 20 m ahead, B 8 m to the right; C behind the camera
     props = {"location": [0.0, 0.0, 5.0], "rotation": [0.0, 0.0, 0.0], "FoV": 90.0, "resolution": [640, 480]}

@@ -27,6 +27,13 @@ def test_manifest_describes_the_artifact(artifact):
     assert m["graphs"]["csi_encoder"]["inputs"] == [{"name": "csi", "shape": ["batch", 2, cfg["n_ant"], cfg["n_sc"]],
                                                      "dtype": "float32"}]
     assert m["preprocessing"]["image"]["size"] == cfg["image_size"]
+    # the frame is embedded once into tokens; the fused heads take the UE's CSI and its frame's tokens
+    tokens = ["batch", 64, cfg["embed_dim"]]                # 8x8 cells at 64 px
+    assert m["graphs"]["image_encoder"]["outputs"][2] == {"name": "tokens", "shape": tokens, "dtype": "float32"}
+    assert [i["name"] for i in m["graphs"]["heads_fused"]["inputs"]] == ["csi_feature", "csi_embedding",
+                                                                         "image_tokens"]
+    assert m["graphs"]["heads_fused"]["inputs"][2]["shape"] == tokens
+    assert "image_encoder.tokens" in m["parity"]["fp32"]["max_abs_diff"]
     assert m["configs"]["pretrain"] and m["opset"] == 17
     assert m["checkpoint_meta"] == {"random_init": True, "preset": "cpu", "seed": 0}
     assert m["model"]["parameters"] > 1_000_000 and m["model_config"]["image_size"] == [64, 64]

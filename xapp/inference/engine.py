@@ -16,7 +16,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..records import Insight, Pairing
-from .base import Backend
+from .base import Backend, Encoded
 
 
 class Engine:
@@ -38,7 +38,7 @@ class Engine:
     def _key(frame) -> tuple[str, int, int]:
         return (frame.camera_id, frame.seq, frame.t_ns)     # t_ns too: a restarted camera counts from 0 again
 
-    def _frame_features(self, pairs: list[Pairing], wait: bool = True) -> dict[tuple[str, int, int], np.ndarray]:
+    def _frame_tokens(self, pairs: list[Pairing], wait: bool = True) -> dict[tuple[str, int, int], np.ndarray]:
         """frame key -> image tokens [T, E], embedding only the frames not cached yet (one call)."""
         keys = {self._key(p.frame): p.frame for p in pairs if p.frame is not None}
         out = {}
@@ -55,10 +55,10 @@ class Engine:
         todo = [k for k in keys if k not in out]
         if todo:                                          # (outside the lock: the encoder call is the long part)
             images = np.stack([keys[k].image for k in todo]).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-            feats = self.backend.embed_image(images).tokens
+            tokens = self.backend.embed_image(images).tokens
             with self.lock:
                 self.frames_embedded += len(todo)
-                for k, f in zip(todo, feats):
+                for k, f in zip(todo, tokens):
                     out[k] = self.cache[k] = f
                 while len(self.cache) > self.cache_size:
                     self.cache.popitem(last=False)
@@ -76,7 +76,7 @@ class Engine:
         if not self.reuse:
             return
         try:
-            self._frame_features([Pairing(None, frame)], wait=False)
+            self._frame_tokens([Pairing(None, frame)], wait=False)
         finally:
             if claimed is not None:
                 with self.lock:
@@ -102,16 +102,16 @@ class Engine:
         pos = np.empty((len(pairs), 3), np.float32)
         if fused:
             if self.reuse:
-                frames = self._frame_features(pairs)
-                fi = np.stack([frames[self._key(pairs[i].frame)] for i in fused])
+                frames = self._frame_tokens(pairs)
+                tok = np.stack([frames[self._key(pairs[i].frame)] for i in fused])
             else:                                       # the naive way: every UE embeds its frame again
                 images = np.stack([pairs[i].frame.image for i in fused]).transpose(0, 3, 1, 2)
-                fi = self.backend.embed_image(images.astype(np.float32) / 255.0).tokens
+                tok = self.backend.embed_image(images.astype(np.float32) / 255.0).tokens
                 self.frames_embedded += len(fused)
-            out = self.backend.heads(type(z)(z.feature[fused], z.embedding[fused]), fi)
+            out = self.backend.heads(Encoded(z.feature[fused], z.embedding[fused]), tok)
             p_los[fused], pos[fused] = out.p_los, out.position
         if alone:
-            out = self.backend.heads(type(z)(z.feature[alone], z.embedding[alone]))
+            out = self.backend.heads(Encoded(z.feature[alone], z.embedding[alone]))
             p_los[alone], pos[alone] = out.p_los, out.position
         now = time.time_ns()
         res = []
