@@ -62,7 +62,6 @@ class Heads(nn.Module):
         self.register_buffer("pos_std", torch.ones(3) if pos_std is None else torch.as_tensor(pos_std).float())
         self.register_buffer("in_mean", torch.zeros(in_dim) if in_mean is None else torch.as_tensor(in_mean).float())
         self.register_buffer("in_std", torch.ones(in_dim) if in_std is None else torch.as_tensor(in_std).float())
-
         self.hidden, self.dropout = hidden, dropout
 
     def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
