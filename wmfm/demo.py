@@ -34,7 +34,7 @@ def _artifact(out: Path, progress: bool, log=print):
     from wmfm.model.train import set_threads
     t0 = time.monotonic()
     log("train     the `tiny` preset: twin worlds -> caches + corpus -> WMFM pretraining -> heads + E2E sweep "
-        "(~2.5 min on 2 cores)")
+        "(~5.5 min on 2 cores)")
     set_threads()
     rep = pipeline.run(load_config("tiny", None), out, progress=progress, preset_name="tiny")
     h = rep["summary"]["headline"]
