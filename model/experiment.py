@@ -751,7 +751,8 @@ def _near(table_keys, method: str, modality: str, frac: float) -> float:
 def claims(rep: dict) -> list[dict]:
     """The paper's claims (DESIGN.md) on this run's seed means, each met or not.
 
-    Rows: {"claim", "paper", "wmfm", "reference", "met" (True/False; None: informative), "note"}."""
+    Rows: {"claim", "paper", "wmfm", "reference", "met" (True/False; None: informative)[, "unit"]}:
+    "reference" is E2E's figure, the other heads' or the paper's target, as the claim says."""
     s = rep["summary"]
     get = {(r["method"], r["modality"], r["label_fraction"]): r for r in s["table"]}
     e100 = get[("e2e", "fused", 1.0)]

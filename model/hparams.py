@@ -91,7 +91,7 @@ class PretrainConfig:
     # regions as hard negatives. "global_clip": one CSI vector against one whole-frame vector.
     objective: str = "mil"
     region_weight: float = 1.0   # mil: the within-frame term (which vehicle is which)
-    mask_weight: float = 1.0     # CSI self-supervision: masked angle-delay modelling
+    mask_weight: float = 0.0     # CSI self-supervision: masked angle-delay modelling (off: not kept on val)
     csi_contrast_weight: float = 0.0   # CSI self-supervision: CSI-to-CSI contrast of two augmented views
     frames_per_batch: int = 48   # mil: frames per batch, every train UE of each (global_clip: batch_size samples)
     pointer_beta: float = 10.0   # mil: sharpness of the soft max over tokens (cosine similarities x beta)
@@ -110,10 +110,6 @@ class PretrainConfig:
     val_samples: int = 4096      # validation subset (fixed, seeded) of a large pool
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0
-
-    @property
-    def self_supervised(self) -> bool:
-        return self.mask_weight > 0 or self.csi_contrast_weight > 0
 
     def validate(self, where: str) -> None:
         check(self.objective in OBJECTIVES, f"{where}.objective", f"must be one of {list(OBJECTIVES)}")
