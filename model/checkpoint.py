@@ -68,7 +68,12 @@ def load_wmfm(path: str | Path) -> tuple[WMFM, dict[str, torch.nn.Module], dict]
     ckpt = read(path, ("encoders", "model"))
     cfg = from_dict(ModelConfig, ckpt["model_config"], "model_config")
     model = WMFM(cfg)
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise ConfigError(f"{path}: state_dict: does not match this version's model ({first}); "
+                          "pretrain it again with this version") from None
     heads = {}
     for name, h in ckpt["heads"].items():
         try:

@@ -166,6 +166,12 @@ def test_checkpoint_roundtrip_and_refusals(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a zip")
     with pytest.raises(ConfigError, match="not a readable checkpoint"):
         checkpoint.load_wmfm(tmp_path / "junk.pt")
+    # a checkpoint of an earlier model (no image tokens): one clear line, not a traceback
+    old = torch.load(path, weights_only=True)
+    old["state_dict"] = {k: v for k, v in old["state_dict"].items() if "token_proj" not in k}
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.raises(ConfigError, match=r"state_dict: does not match this version's model \(Missing key"):
+        checkpoint.load_wmfm(tmp_path / "old.pt")
 
 
 def test_bad_experiment_config_names_the_field(tmp_path, capsys):
