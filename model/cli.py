@@ -130,7 +130,6 @@ def _heads(args) -> int:
 
     from . import checkpoint
     from .data import label_subset
-    from .loss import retrieval
     from .train import embed, train_heads
     model, _, ckpt = checkpoint.load_wmfm(args.encoders)
     cfg, data = _setup(args, model.cfg.image_size)
@@ -145,11 +144,8 @@ def _heads(args) -> int:
         results[mod] = {k: v for k, v in res.items() if not k.startswith("_")}
         print(f"{mod:6s} test LoS BA {res['los_balanced_accuracy']:.3f}  loc mean {res['loc_mean_error_m']:.2f} m  "
               f"median {res['loc_median_error_m']:.2f} m  ({res['train_time_s']:.1f} s, {res['labelled']} labels)")
-    test = data.index("test").cpu()
-    mil = ckpt["configs"].get("pretrain", {}).get("objective", "mil") == "mil"
-    results["retrieval_test"] = retrieval(emb.csi_embedding.cpu()[test], emb.image_embedding.cpu()[test],
-                                          data.frame.cpu()[test], beta=beta,
-                                          tokens=emb.tokens.cpu()[emb.frame.cpu()[test]] if mil else None)
+    objective = ckpt["configs"].get("pretrain", {}).get("objective", "mil")
+    results["retrieval_test"] = emb.retrieval(data.index("test"), data.frame, objective, beta)
     checkpoint.save(args.out / "model.pt", "model", model, model.cfg,
                     ckpt["configs"] | {"heads": to_dict(cfg.heads)}, heads=heads,
                     meta={"label_fraction": args.fraction, "seed": args.seed, "cache": str(args.cache),

@@ -117,12 +117,12 @@ class CSIEncoder(nn.Module):
         self.trunk, self.proj = _head(self.stages, 4, (n_ant, n_sc), cfg.pool, cfg.feature_dim, embed_dim,
                                       cfg.dropout)
 
-    def features(self, csi: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
-        """The representation before the projection [B, feature_dim]; ``keep`` [B, 1, A, K] (0/1)
-        masks the angle-delay map (masked angle-delay modelling, pretraining only)."""
-        return self.features_of_map(self.transform(csi) if keep is None else self.transform(csi) * keep)
+    def features(self, csi: torch.Tensor) -> torch.Tensor:
+        """The representation before the projection [B, feature_dim]."""
+        return self.features_of_map(self.transform(csi))
 
     def features_of_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The same from an angle-delay map [B, 2, A, K] (masked for masked angle-delay modelling)."""
         x = torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1)
         return self.trunk(self.stages(x))
 
@@ -149,12 +149,12 @@ class ImageEncoder(nn.Module):
         self.register_buffer("token_coords", _coords(*self.grid), persistent=False)
         self.token_proj = nn.Sequential(nn.Conv2d(c + 2, c, 1), nn.GELU(), nn.Conv2d(c, embed_dim, 1))
 
-    def _stages(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the last map, the token map)."""
+    def _stages(self, image: torch.Tensor, last: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the map after stage ``last`` (default: the last stage), the token map)."""
         x = (image - 0.45) / 0.25
         x = torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1)
         tok = None
-        for i, stage in enumerate(self.body):
+        for i, stage in enumerate(self.body[:None if last is None else last + 1]):
             x = stage(x)
             if i == self.token_stage:
                 tok = x
@@ -173,6 +173,10 @@ class ImageEncoder(nn.Module):
         x, tok = self._stages(image)
         f = self.trunk(x)
         return f, self.proj(f), self._tokens(tok)
+
+    def tokens(self, image: torch.Tensor) -> torch.Tensor:
+        """Tokens only [B, T, E] (not normalised): the stages after the token stage are not run."""
+        return self._tokens(self._stages(image, last=self.token_stage)[1])
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.proj(self.features(image))

@@ -46,7 +46,6 @@ from .data import Data, concat, label_subset, load_data, load_unlabelled
 from .encoders import token_cells
 from .heads import MODALITIES
 from .hparams import CSIEncoderConfig, ImageEncoderConfig, ModelConfig, PretrainConfig, SupervisedConfig
-from .loss import retrieval
 from .train import Embedded, embed, pretrain, seed_all, train_e2e, train_heads
 from .wmfm import WMFM
 
@@ -402,9 +401,7 @@ class Sweep:
         model pretrained with `mil`, by the global image embedding for `global_clip`."""
         idx = data.index(split).cpu()
         frame, e_c = emb.frame.cpu()[idx], emb.csi_embedding.cpu()[idx]
-        mil = getattr(encoders, "objective", "mil") == "mil"
-        ret = retrieval(e_c, emb.image_embedding.cpu()[idx], data.frame.cpu()[idx],
-                        tokens=emb.tokens.cpu()[frame] if mil else None, beta=self.cfg.pretrain.pointer_beta)
+        ret = emb.retrieval(idx, data.frame, getattr(encoders, "objective", "mil"), self.cfg.pretrain.pointer_beta)
         box = self.boxes.get(which)
         if box is None:
             return ret, None

@@ -113,8 +113,8 @@ class PretrainConfig:
 
     def validate(self, where: str) -> None:
         check(self.objective in OBJECTIVES, f"{where}.objective", f"must be one of {list(OBJECTIVES)}")
-        check(min(self.region_weight, self.mask_weight, self.csi_contrast_weight) >= 0, f"{where}.mask_weight",
-              "loss weights must be >= 0")
+        for name in ("region_weight", "mask_weight", "csi_contrast_weight"):
+            check(getattr(self, name) >= 0, f"{where}.{name}", "must be >= 0")
         check(self.frames_per_batch >= 2, f"{where}.frames_per_batch", "must be >= 2 (the loss needs negatives)")
         check(self.pointer_beta > 0 and self.near_frames >= 0, f"{where}.pointer_beta", "must be > 0")
         check(0 < self.mask_ratio < 1 and min(self.mask_patch) >= 1, f"{where}.mask_ratio", "must be in (0, 1)")

@@ -44,6 +44,7 @@ from .loss import (
     mil_loss,
     near_frames,
     patch_mask,
+    retrieval,
 )
 from .wmfm import WMFM
 
@@ -195,8 +196,7 @@ def mil_step_loss(model: nn.Module, data: Data, frames: FrameBatches, ks: torch.
     loss, parts = mil_loss(gather_varlen(out["z_csi"]), gather(out["tokens"]), frame_of, near, out["scale"],
                            cfg.pointer_beta, cfg.region_weight)
     if keep is not None:
-        net = model.module if hasattr(model, "module") else model
-        l_mask = masked_map_loss(out["masked_map"], net.csi_encoder.transform(csi)[:, 1], keep)
+        l_mask = masked_map_loss(out["masked_map"], out["log_map"], keep)
         loss, parts["mask"] = loss + cfg.mask_weight * l_mask, float(l_mask.detach())
     if view is not None:
         l_cc = info_nce(gather_varlen(out["ssl"][0]), gather_varlen(out["ssl"][1]))
@@ -339,6 +339,15 @@ class Embedded(NamedTuple):
 
     def to(self, device) -> Embedded:
         return Embedded(*[x.to(device) for x in self[:6]], self.grid)
+
+    def retrieval(self, idx: torch.Tensor, frame_ids: torch.Tensor, objective: str, beta: float) -> dict:
+        """CSI-to-image retrieval of the samples ``idx`` (``frame_ids``: their frames' ids), a frame
+        scored as ``objective`` aligned it: by its best-matching token (`mil`) or its global
+        embedding (`global_clip`)."""
+        idx = idx.cpu()
+        tokens = self.tokens.cpu()[self.frame.cpu()[idx]] if objective == "mil" else None
+        return retrieval(self.csi_embedding.cpu()[idx], self.image_embedding.cpu()[idx], frame_ids.cpu()[idx],
+                         tokens=tokens, beta=beta)
 
 
 @torch.no_grad()

@@ -52,17 +52,22 @@ class WMFM(nn.Module):
                 view: torch.Tensor | None = None):
         """Pretraining's forward (what DDP wraps). global_clip: (z_csi [B, E], z_img [B, E], scale).
         ``mil``: {"z_csi" [B, E], "tokens" [F, T, E] unit norm (image [F, ...] one per frame),
-        "scale", "masked_map" [B, A, K] the log map predicted from the map masked by ``keep``
-        (None without), "ssl" ([B, E], [B, E]) the CSI-to-CSI projections of csi and ``view``}."""
+        "scale", "log_map" [B, A, K] the CSI's log angle-delay map, "masked_map" [B, A, K] that map
+        predicted from the map masked by ``keep`` (None without), "ssl" ([B, E], [B, E]) the
+        CSI-to-CSI projections of csi and ``view`` (None without)}. The angle-delay map is
+        computed once, and the image only up to the token stage."""
         if not mil:
             return self.encode_csi(csi), self.encode_image(image), self.logit_scale.exp()
-        f_c = self.csi_encoder.features(csi)
-        out = {"z_csi": F.normalize(self.csi_encoder.proj(f_c), dim=-1), "tokens": self.encode_image_all(image)[2],
-               "scale": self.logit_scale.exp(), "masked_map": None, "ssl": None}
+        enc = self.csi_encoder
+        ad = enc.transform(csi)
+        f_c = enc.features_of_map(ad)
+        out = {"z_csi": F.normalize(enc.proj(f_c), dim=-1),
+               "tokens": F.normalize(self.image_encoder.tokens(image), dim=-1), "scale": self.logit_scale.exp(),
+               "log_map": ad[:, 1], "masked_map": None, "ssl": None}
         if keep is not None:
-            out["masked_map"] = self.csi_decoder(self.csi_encoder.features(csi, keep)).view(-1, *csi.shape[2:])
+            out["masked_map"] = self.csi_decoder(enc.features_of_map(ad * keep)).view(-1, *csi.shape[2:])
         if view is not None:
-            out["ssl"] = (self.csi_ssl(f_c), self.csi_ssl(self.csi_encoder.features(view)))
+            out["ssl"] = (self.csi_ssl(f_c), self.csi_ssl(enc.features(view)))
         return out
 
     @torch.no_grad()
