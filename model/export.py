@@ -32,7 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import wmfm
+from wmfm import image
 from wmfm.artifact import MANIFEST, SCHEMA, Artifact, ArtifactError, sha256
+from wmfm.cache import image_decoder
+from wmfm.cache import load as load_cache
 from wmfm.config import ConfigError
 
 from . import checkpoint
@@ -77,6 +80,34 @@ def held_out(cache: str | Path, model_cfg, n: int) -> dict[str, np.ndarray]:
     idx = idx[np.unique(np.linspace(0, len(idx) - 1, min(n, len(idx))).round().astype(int))]
     return {"csi": data.csi[idx].numpy(), "image": data.image_batch(idx).numpy(), "index": idx.numpy(),
             "source_size": list(data.meta.get("image_size") or model_cfg.image_size)}
+
+
+def preprocessing_parity(cache: str | Path) -> dict:
+    """Training = serving for the pixels: the cache's frames were decoded by this version's
+    preprocessing (wmfm.image, which the xApp's codec calls too), and its probe frames, decoded
+    again from their files, give exactly the cached pixels (an OpenCV/libjpeg of another build
+    would not). ArtifactError otherwise; a probe whose file is gone is counted as missing."""
+    meta = json.loads((Path(cache) / "meta.json").read_text())
+    used = image_decoder(meta)
+    if used != image.DECODER:
+        raise ArtifactError(f"{cache}: preprocessing.image.decoder: frames decoded by {used or 'an unrecorded method'}"
+                            f", the xApp decodes with {image.DECODER}: rebuild the cache (wmfm dataset build)")
+    images = load_cache(cache)["images"]
+    size = tuple(meta["image_size"])
+    diffs, missing = [], 0
+    for probe in meta["preprocessing"]["image"]["probes"]:
+        path = Path(probe["file"])
+        if not path.is_file():
+            missing += 1
+            continue
+        again = image.decode(path.read_bytes(), size).astype(np.int16)
+        diffs.append(int(np.abs(again - images[probe["sample"]]).max()))
+    if diffs and max(diffs) > 0:
+        raise ArtifactError(f"{cache}: {sum(d > 0 for d in diffs)} of {len(diffs)} probe frames decode to other "
+                            f"pixels than the cache holds (max abs diff {max(diffs)}): rebuild the cache with "
+                            "this version (OpenCV " + image.cv2.__version__ + ")")
+    return {"decoder": image.DECODER, "opencv": image.cv2.__version__, "frames": len(diffs),
+            "identical": len(diffs), "missing_files": missing, "max_abs_diff": max(diffs, default=0)}
 
 
 @torch.no_grad()
@@ -196,7 +227,8 @@ def export(ckpt_path: str | Path, out: str | Path, cache: str | Path | None = No
     if any(h.get("input", "feature") != "feature" for h in ckpt["heads"].values()):
         raise ConfigError(f"{ckpt_path}: heads.input: export supports heads on encoder features only")
     cache = _find_cache(ckpt_path, ckpt, cache)
-    held = held_out(cache, model.cfg, samples) | {"split": "test", "cache": str(cache)}
+    held = held_out(cache, model.cfg, samples) | {"split": "test", "cache": str(cache),
+                                                    "pixels": preprocessing_parity(cache)}
     return _write(ckpt_path, ckpt, model, heads, held, out, opset, max_batch, fp16, reference, tol, log)
 
 
@@ -256,6 +288,8 @@ def _write(ckpt_path: Path, ckpt: dict, model: WMFM, heads: dict, held: dict, ou
                    split=held["split"])
         if "cache" in held:
             par["cache"] = held["cache"]
+        if "pixels" in held:
+            par["preprocessing"] = held["pixels"]
         if failures:
             raise ArtifactError(f"{ckpt_path}: torch vs ONNX Runtime parity outside tolerance: {'; '.join(failures)}")
         result = {"fp32": par}
@@ -310,8 +344,9 @@ def _manifest(ckpt, ckpt_path, model, heads, graphs, parity_res, opset, max_batc
                     "normalisation": "per-sample power normalisation inside the graph (absolute scale ignored)"},
             "image": {"input": "image", "layout": ["batch", "rgb", "height", "width"],
                       "size": list(cfg.image_size), "dtype": "float32", "scale": 1 / 255, "range": [0.0, 1.0],
-                      "color": "RGB", "resize": "decode, PIL bilinear with antialiasing to `source_size` (the "
-                                                "training cache's), then area to `size`, as training did",
+                      "color": "RGB", "decoder": image.DECODER,
+                      "resize": "wmfm.image.decode to `source_size` (the training cache's): JPEG decoded at the "
+                                "smallest DCT scale (1/2, 1/4, 1/8) still >= it, then area; then area to `size`",
                       "normalisation": "mean 0.45, std 0.25 inside the graph"},
         },
         "opset": opset,

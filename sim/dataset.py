@@ -37,14 +37,16 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from PIL import Image
 from tqdm import tqdm
 
 import wmfm
+from wmfm import image
 from wmfm.cache import FORMAT, SPLITS
 
 from .pixels import CAMERA_KEYS
 from .scenario import ScenarioError, ScenarioInfo, inspect
+
+PROBES = 8                                  # frames whose decode export checks again
 
 # Loader parameters used when the scenario carries none (param/config.yaml); the same
 # antenna/OFDM layout as the twin's defaults.
@@ -132,17 +134,11 @@ def scene_period(info: ScenarioInfo, override: float | None = None) -> float:
 
 
 def load_image(path: str, size: tuple[int, int]) -> np.ndarray:
-    """Decode a frame to uint8 [H, W, 3] of ``size`` = (H, W); JPEG decodes at a reduced scale
-    first when the frame is much larger (DCT scaling), then resizes with antialiasing."""
-    h, w = size
+    """A frame file -> uint8 [H, W, 3] RGB of ``size`` = (H, W), by the preprocessing the xApp's codec
+    applies to the same bytes (wmfm.image: reduced DCT decode, then area resize)."""
     try:
-        with Image.open(path) as im:
-            im.draft("RGB", (w, h))
-            im = im.convert("RGB")
-            if im.size != (w, h):
-                im = im.resize((w, h), Image.BILINEAR, reducing_gap=2.0)
-            return np.asarray(im)
-    except (OSError, SyntaxError, ValueError) as exc:
+        return image.decode(Path(path).read_bytes(), size)
+    except (OSError, ValueError) as exc:
         raise ScenarioError(f"{path}: image cannot be decoded ({exc})") from None
 
 
@@ -316,12 +312,18 @@ def _fill(info: ScenarioInfo, index, tmp: Path, n: int, image_size, config, peri
         by_scene.setdefault(s, []).append(int(j))
     bar = tqdm(total=n, desc="cache", unit="sample", disable=not progress)
     k = outside = 0                         # samples are in (scene, UE) order, as `index`
+    every = max(1, len(by_scene) // PROBES)
+    probes: list[dict] = []                 # frame files and a sample of each: export decodes them again
+    seen = 0
     for sc in read_scenes(info, by_scene, config, tmp, chunk, bar.set_postfix_str):
         outside += len(sc.outside_fov)
         bar.update(len(sc.ues) + len(sc.outside_fov))
         if not sc.ues:
             continue
         img = load_image(sc.image, (h, w))
+        if seen % every == 0 and len(probes) < PROBES:
+            probes.append({"file": str(Path(sc.image).resolve()), "sample": k})
+        seen += 1
         lk = info.links[sc.scene]
         if not arrays:
             n_ant, n_sc = sc.csi.shape[1:]
@@ -379,4 +381,5 @@ def _fill(info: ScenarioInfo, index, tmp: Path, n: int, image_size, config, peri
         "loader": {k: v for k, v in loader_params(info, [], config).items()
                    if k not in ("scenes", "dataset_folder")},
         "image_size": [h, w],
+        "preprocessing": {"image": {"decoder": image.DECODER, "opencv": image.cv2.__version__, "probes": probes}},
     }

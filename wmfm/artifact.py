@@ -2,7 +2,8 @@
 
 Written by `wmfm export` (wmfm.model.export), read by the inference backends and the xApp
 (wmfm.xapp.inference). It lives here, in the shared package, because `model` never imports
-`xapp`. Pure Python + numpy: verifying an artifact needs neither torch nor onnx.
+`xapp`. Verifying an artifact needs neither torch nor onnx. An artifact
+whose frames were preprocessed by another method than this version's (wmfm.image) is refused.
 
     ARTIFACT/
       manifest.json            schema, configs, preprocessing, graphs (I/O specs), parity, sha256 of every file
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from wmfm.config import ConfigError
+from wmfm.image import DECODER
 
 SCHEMA = "wmfm-artifact/2"          # /2: image tokens, cross-attention fused heads
 MANIFEST = "manifest.json"
@@ -111,6 +113,11 @@ class Artifact:
         for name in (*ENCODERS, *MODES.values()):
             if name not in manifest["graphs"]:
                 raise ArtifactError(f"{mpath}: graphs.{name}: missing")
+        decoder = (manifest["preprocessing"].get("image") or {}).get("decoder")
+        if decoder != DECODER:
+            raise ArtifactError(f"{mpath}: preprocessing.image.decoder: the model was trained on frames decoded by "
+                                f"{decoder or 'an unrecorded method'}, this version decodes with {DECODER} "
+                                "(rebuild the cache and export again)")
         listed = set(manifest["files"])
         for name, g in manifest["graphs"].items():
             for f in (g.get("file"), g.get("fp16_file")):

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import ConfigError, check, to_dict
+from .image import DECODER
 
 SPLITS = ("train", "val", "test")
 FORMAT = "wmfm-cache/1"
@@ -86,8 +87,15 @@ class CorpusSpec:
         return out
 
     def shard_settings(self) -> dict:
-        """What a world's shard depends on (a shard built with other settings is rebuilt)."""
-        return {k: v for k, v in to_dict(self).items() if k not in ("worlds", "first_world", "exclude")}
+        """What a world's shard depends on (a shard built with other settings, or frames decoded by
+        another preprocessing, is rebuilt)."""
+        return {k: v for k, v in to_dict(self).items() if k not in ("worlds", "first_world", "exclude")} | {
+            "image_decoder": DECODER}
+
+
+def image_decoder(meta: dict) -> str | None:
+    """The preprocessing that decoded a cache's frames (wmfm.image.DECODER), None when not recorded."""
+    return ((meta.get("preprocessing") or {}).get("image") or {}).get("decoder")
 
 
 class CorpusError(ConfigError):

@@ -19,6 +19,8 @@ import shutil
 import time
 from pathlib import Path
 
+from wmfm import image
+from wmfm.cache import image_decoder
 from wmfm.config import to_dict
 
 
@@ -46,7 +48,8 @@ def prepare_cache(cfg, folder: Path, scenario: Path | None, progress: bool, worl
         src = str(scenario.resolve()) if scenario else str((folder / "twin").resolve())
         same_twin = scenario is not None or (gen.get("config") == twin and gen.get("seed") == cfg.twin_seed
                                              and meta["source"]["scenes"] == scenes)
-        if meta["source"]["scenario"] == src and meta["image_size"] == list(cfg.image_size) and same_twin:
+        same_pixels = meta["image_size"] == list(cfg.image_size) and image_decoder(meta) == image.DECODER
+        if meta["source"]["scenario"] == src and same_pixels and same_twin:
             return cache
     if scenario is None:
         scenario = folder / "twin"

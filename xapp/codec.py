@@ -13,8 +13,8 @@ Reasons (the `reason` label of `wmfm_decode_errors_total`):
     length       CSI data length does not match shape x dtype
     nonfinite    NaN or Inf in the CSI
     camera       unknown camera id
-    image        the image does not decode
-    image_size   the decoded image is not the declared (or configured) size
+    image        the picture does not decode, or is not the declared encoding (read from its header)
+    image_size   the picture is not the declared (or configured) size (read from its header)
 
 Encoding (used by the replay simulator and the load generator) builds the same messages.
 """
@@ -30,7 +30,9 @@ from google.protobuf.message import DecodeError as _PBDecodeError
 from PIL import Image
 from wmfm.proto import camera_pb2, csi_sm_pb2, insight_pb2, ric_indication_pb2
 
-from .records import CSIReport, Frame, Indication, Insight
+from wmfm import image
+
+from .records import CSIReport, Frame, FrameMessage, Indication, Insight
 
 SM_NAME, SM_VERSION = "WMFM-CSI", "1.0"
 REASONS = ("parse", "oversize", "range", "sm_version", "shape", "dtype", "length", "nonfinite", "camera", "image",
@@ -38,6 +40,7 @@ REASONS = ("parse", "oversize", "range", "sm_version", "shape", "dtype", "length
 _NAME = re.compile(r"[A-Za-z0-9._:\-]{1,150}")
 _PLMN = re.compile(r"[0-9]{5,6}")
 MAX_PIXELS = 4096 * 4096
+_ENCODINGS = {camera_pb2.JPEG: "jpeg", camera_pb2.PNG: "png", camera_pb2.RAW_RGB8: "raw"}
 _ITEM = {csi_sm_pb2.COMPLEX64: np.dtype("<f4"), csi_sm_pb2.COMPLEX32: np.dtype("<f2")}
 
 
@@ -153,8 +156,9 @@ def _csi(r, lim: Limits) -> np.ndarray:
     return out
 
 
-def decode_frame(buf: bytes, lim: Limits, received_ns: int) -> Frame:
-    """CameraFrame bytes -> Frame with the image at the model's size, or DecodeError."""
+def parse_frame(buf: bytes, lim: Limits, received_ns: int) -> FrameMessage:
+    """CameraFrame bytes -> FrameMessage (every field checked, the picture not decoded yet), or
+    DecodeError. The frame worker reads these first and decodes only the frames that can still pair."""
     if len(buf) > lim.max_message_bytes:
         raise DecodeError("oversize", f"frame of {len(buf)} bytes > {lim.max_message_bytes}")
     m = _parse(camera_pb2.CameraFrame, buf, "CameraFrame")
@@ -169,57 +173,57 @@ def decode_frame(buf: bytes, lim: Limits, received_ns: int) -> Frame:
     if want is not None and tuple(want) != (m.width, m.height):
         raise DecodeError("image_size", f"camera {m.camera_id}: {m.width}x{m.height}, configured "
                                         f"{want[0]}x{want[1]}")
-    return Frame(m.camera_id, m.frame_seq, m.capture_time_ns, _image(m, lim), received_ns)
-
-
-def _image(m, lim: Limits) -> np.ndarray:
-    h, w = lim.image_size
-    if m.encoding == camera_pb2.RAW_RGB8:
-        if len(m.data) != m.width * m.height * 3:
-            raise DecodeError("image_size", f"RAW_RGB8 of {len(m.data)} bytes for {m.width}x{m.height}")
-        im = Image.fromarray(np.frombuffer(m.data, np.uint8).reshape(m.height, m.width, 3))
-    elif m.encoding in (camera_pb2.JPEG, camera_pb2.PNG):
-        try:
-            im = Image.open(io.BytesIO(m.data), formats=["JPEG", "PNG"])
-            if im.size != (m.width, m.height):
-                raise DecodeError("image_size", f"camera {m.camera_id}: decoded {im.size[0]}x{im.size[1]}, "
-                                                f"declared {m.width}x{m.height}")
-            src = lim.source_size or (h, w)
-            im.draft("RGB", (src[1], src[0]))        # JPEG: decode at a reduced scale when much larger
-            im = im.convert("RGB")
-        except DecodeError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - PIL raises many types for corrupt data
-            raise DecodeError("image", f"camera {m.camera_id}: {type(exc).__name__}: {exc}") from None
-    else:
+    enc = _ENCODINGS.get(m.encoding)
+    if enc is None:
         raise DecodeError("range", f"encoding {m.encoding} (JPEG, PNG or RAW_RGB8)")
-    return resize(im, lim)
+    return FrameMessage(m.camera_id, m.frame_seq, m.capture_time_ns, enc, m.width, m.height, m.data, received_ns)
+
+
+def decode_image(msg: FrameMessage, lim: Limits) -> Frame:
+    """FrameMessage -> Frame with the picture at the model's size (the training cache's
+    preprocessing, wmfm.image), or DecodeError. The header is read before any pixel: a picture
+    that is not what the message declares (format, size) is refused without decoding it."""
+    h, w = lim.image_size
+    src = lim.source_size or (h, w)
+    if msg.encoding == "raw":
+        if len(msg.data) != msg.width * msg.height * 3:
+            raise DecodeError("image_size", f"RAW_RGB8 of {len(msg.data)} bytes for {msg.width}x{msg.height}")
+        rgb = image.resize(np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3), src)
+    else:
+        try:
+            head = image.header(msg.data)
+        except ValueError as exc:
+            raise DecodeError("image", f"camera {msg.camera_id}: {exc}") from None
+        if head.format.lower() != msg.encoding:
+            raise DecodeError("image", f"camera {msg.camera_id}: {head.format} data declared "
+                                       f"{msg.encoding.upper()}")
+        if (head.width, head.height) != (msg.width, msg.height):
+            raise DecodeError("image_size", f"camera {msg.camera_id}: the picture is {head.width}x{head.height}, "
+                                            f"declared {msg.width}x{msg.height}")
+        try:
+            rgb = image.decode(msg.data, src, head)
+        except ValueError as exc:
+            raise DecodeError("image", f"camera {msg.camera_id}: {exc}") from None
+    if src != (h, w):                   # the model takes a smaller picture than the cache holds (training: area)
+        rgb = image.resize(rgb, (h, w))
+    return Frame(msg.camera_id, msg.seq, msg.t_ns, rgb, msg.received_ns)
+
+
+def decode_frame(buf: bytes, lim: Limits, received_ns: int) -> Frame:
+    """CameraFrame bytes -> Frame with the image at the model's size, or DecodeError."""
+    return decode_image(parse_frame(buf, lim, received_ns), lim)
 
 
 def warmup(lim_ind: Limits, lim_frames: Limits) -> None:
-    """Decode an indication and a JPEG and a PNG frame once at start-up: first calls load PIL's
-    format plugins (~15 ms) and protobuf's parsers, which would otherwise land on the first messages."""
+    """Decode an indication and a JPEG and a PNG frame once at start-up: the first calls load
+    protobuf's parsers and OpenCV's codecs, which would otherwise land on the first messages."""
     now = 1 << 60                                   # any time: collection and arrival are the same
     decode_indication(encode_indication("warmup", 0, now, [(1, np.zeros((2, lim_ind.n_ant, lim_ind.n_sc)))]),
                       lim_ind, now)
     rgb = np.zeros((lim_frames.image_size[0], lim_frames.image_size[1], 3), np.uint8)
-    for enc in ("jpeg", "png"):
-        m = camera_pb2.CameraFrame(camera_id="warmup", width=rgb.shape[1], height=rgb.shape[0],
-                                   encoding=camera_pb2.JPEG if enc == "jpeg" else camera_pb2.PNG,
-                                   data=encode_image(rgb, enc))
-        _image(m, lim_frames)
-
-
-def resize(im: Image.Image, lim: Limits) -> np.ndarray:
-    """As the dataset cache and training did: bilinear (antialiased) to the cache size, then
-    area to the model size (wmfm.sim.dataset.load_image, wmfm.model.data.load_data)."""
-    h, w = lim.image_size
-    src = lim.source_size or (h, w)
-    if im.size != (src[1], src[0]):
-        im = im.resize((src[1], src[0]), Image.BILINEAR, reducing_gap=2.0)
-    if (src[0], src[1]) != (h, w):
-        im = im.resize((w, h), Image.BOX)
-    return np.asarray(im, dtype=np.uint8)
+    for enc in ("jpeg", "png", "raw"):
+        decode_image(FrameMessage("warmup", 0, now, enc, rgb.shape[1], rgb.shape[0], encode_image(rgb, enc), now),
+                     lim_frames)
 
 
 # --- encoding (replay simulator, load generator, tests) ---------------------------------

@@ -1,6 +1,6 @@
 """The typed records that flow between the xApp's stages, each defined once.
 
-    transport (bytes) -> codec -> Indication (CSIReport per UE) | Frame
+    transport (bytes) -> codec -> Indication (CSIReport per UE) | FrameMessage -> Frame
     sync -> Pairing (a CSIReport with its Frame or None) -> inference -> Insight -> sink (Redis)
 
 Times are integer nanoseconds since the Unix epoch (`*_ns`); `received_ns` is this host's
@@ -45,6 +45,19 @@ class Indication:
     def stream(self) -> tuple[str, int, int, int, int]:
         """SN sequences are per E2 node and subscription: (node, requestor, instance, RAN function, action)."""
         return (self.ran_name, self.requestor_id, self.instance_id, self.ran_function_id, self.ric_action_id)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameMessage:
+    """A camera frame as received: every field checked, the picture still encoded."""
+    camera_id: str
+    seq: int
+    t_ns: int                  # capture time
+    encoding: str              # "jpeg" | "png" | "raw" (RGB8)
+    width: int
+    height: int
+    data: bytes
+    received_ns: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from wmfm.model.export import Tolerance, export
 from wmfm.model.fp16 import to_mixed_fp16
 from wmfm.xapp import inference
 
+from wmfm import image
 from wmfm.artifact import SCHEMA, Artifact, ArtifactError, sha256
 from wmfm.cli import main
 
@@ -73,6 +74,11 @@ def test_tampered_missing_or_foreign_artifacts_are_refused(artifact, tmp_path, c
     (art / "manifest.json").write_text(json.dumps(m | {"schema": "wmfm-artifact/0"}))
     with pytest.raises(ArtifactError, match="schema: expected 'wmfm-artifact/2', got 'wmfm-artifact/0'"):
         Artifact.load(art)
+    old = json.loads(json.dumps(m))
+    old["preprocessing"]["image"].pop("decoder")              # frames of an earlier preprocessing
+    (art / "manifest.json").write_text(json.dumps(old))
+    with pytest.raises(ArtifactError, match="preprocessing.image.decoder: .* decoded by an unrecorded method"):
+        Artifact.load(art)
     del m["files"]["heads_csi.onnx"]
     (art / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(ArtifactError, match="heads_csi.onnx is not listed in files"):
@@ -89,6 +95,29 @@ def test_a_checkpoint_exports_with_parity_on_the_test_split_of_its_cache(artifac
     par = art.manifest["parity"]["fp32"]
     assert par["passed"] and par["split"] == "test" and par["cache"] == str(twin_cache)
     assert art.manifest["preprocessing"]["image"]["source_size"] == [64, 64]
+    pixels = par["preprocessing"]                  # the cache's probe frames decoded again, as the xApp would
+    assert pixels["frames"] == pixels["identical"] >= 4 and pixels["max_abs_diff"] == 0
+    assert art.manifest["preprocessing"]["image"]["decoder"] == image.DECODER
+
+
+def test_export_refuses_a_cache_of_other_pixels(artifact, twin_cache, tmp_path):
+    """A cache decoded by another preprocessing, or whose frames no longer decode to its pixels."""
+    cache = tmp_path / "cache"
+    shutil.copytree(twin_cache, cache)
+    meta = json.loads((cache / "meta.json").read_text())
+    meta["preprocessing"]["image"]["decoder"] = "pil-bilinear"
+    (cache / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="decoder: frames decoded by pil-bilinear"):
+        export(artifact / "model.pt", tmp_path / "a", cache=cache, samples=16, log=lambda *_: None)
+    meta["preprocessing"]["image"]["decoder"] = image.DECODER
+    (cache / "meta.json").write_text(json.dumps(meta))
+    images = np.load(cache / "images.npy", mmap_mode="r+")
+    images[meta["preprocessing"]["image"]["probes"][1]["sample"]] ^= 1      # one probe's pixels off by one
+    images.flush()
+    del images
+    with pytest.raises(ArtifactError, match="1 of .* probe frames decode to other pixels"):
+        export(artifact / "model.pt", tmp_path / "a", cache=cache, samples=16, log=lambda *_: None)
+    assert not (tmp_path / "a").exists()
 
 
 def test_export_refuses_what_it_cannot_validate(artifact, twin_cache, tmp_path):

@@ -62,6 +62,33 @@ def test_cache_matches_deepverse_and_the_scenario_files(twin_scenario, cache):
     assert np.allclose(d["time"], d["scene"] * 0.1)
 
 
+def test_the_cache_and_the_xapp_codec_give_the_same_pixels(twin_scenario, cache):
+    """Training = serving: a frame file through the cache and the same bytes through the xApp's
+    codec (a CameraFrame message) give identical arrays; export re-checks the recorded probes."""
+    from wmfm.xapp import codec
+
+    from wmfm import image
+    scen, _ = twin_scenario
+    out, meta = cache
+    d = cache_format.load(out)
+    pre = meta["preprocessing"]["image"]
+    assert pre["decoder"] == image.DECODER and cache_format.image_decoder(meta) == image.DECODER
+    assert 1 <= len(pre["probes"]) <= dataset.PROBES
+    lim = codec.Limits(32, 64, (64, 80), source_size=(64, 80))
+    for probe in pre["probes"]:
+        data = Path(probe["file"]).read_bytes()
+        head = image.header(data)
+        frame = codec.decode_frame(codec.encode_frame("cam0", 0, 1, data, head.width, head.height, "jpeg"), lim, 0)
+        np.testing.assert_array_equal(frame.image, d["images"][probe["sample"]])
+    # and at a camera's full size: a 1280x720 JPEG written to disk
+    big = np.asarray(Image.fromarray(np.asarray(d["images"][0])).resize((1280, 720), Image.BICUBIC))
+    path = out.parent / "720p.jpg"
+    Image.fromarray(big).save(path, quality=85)
+    lim = codec.Limits(32, 64, (64, 64), source_size=(64, 64))
+    frame = codec.decode_frame(codec.encode_frame("cam0", 0, 1, path.read_bytes(), 1280, 720, "jpeg"), lim, 0)
+    np.testing.assert_array_equal(frame.image, dataset.load_image(str(path), (64, 64)))
+
+
 def test_box_holds_the_ue_antenna_and_the_poses_are_the_twins(twin_scenario, cache):
     scen, _ = twin_scenario
     out, meta = cache

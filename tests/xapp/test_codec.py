@@ -12,6 +12,8 @@ from wmfm.proto import camera_pb2, csi_sm_pb2, ric_indication_pb2
 from wmfm.xapp import codec
 from wmfm.xapp.codec import DecodeError, Limits
 
+from wmfm import image
+
 ROOT = Path(__file__).resolve().parents[2]
 LIM = Limits(n_ant=32, n_sc=64, image_size=(32, 32), source_size=(32, 32), cameras={"cam0": None, "cam1": (64, 48)},
              max_message_bytes=200_000)
@@ -67,8 +69,20 @@ def test_frames_are_resized_as_training_did():
     lim = Limits(32, 64, (16, 16), source_size=(32, 32))
     f = codec.decode_frame(codec.encode_frame("c", 0, 1, codec.encode_image(big, "png"), 128, 128, "png"), lim, 0)
     assert f.image.shape == (16, 16, 3)
-    want = codec.resize(__import__("PIL.Image").Image.fromarray(big), lim)
+    want = image.resize(image.resize(big, (32, 32)), (16, 16))    # the cache's size, then the model's (area)
     np.testing.assert_array_equal(f.image, want)
+    np.testing.assert_array_equal(want, IMG.reshape(16, 2, 16, 2, 3).mean((1, 3)).round().astype(np.uint8))
+
+
+def test_the_picture_is_checked_against_the_message_before_decoding():
+    jpeg, png = codec.encode_image(IMG, "jpeg"), codec.encode_image(IMG, "png")
+    d = codec.decode_frame
+    assert reason(d, codec.encode_frame("cam0", 0, 1, jpeg, 32, 32, "png")) == "image"       # JPEG labelled PNG
+    assert reason(d, codec.encode_frame("cam0", 0, 1, png, 32, 32, "jpeg")) == "image"
+    assert reason(d, codec.encode_frame("cam0", 0, 1, jpeg, 64, 32, "jpeg")) == "image_size"  # header says 32x32
+    assert reason(d, codec.encode_frame("cam0", 0, 1, jpeg[:len(jpeg) // 2], 32, 32, "jpeg")) == "image"
+    assert reason(d, codec.encode_frame("cam0", 0, 1, b"GIF89a" + bytes(40), 32, 32, "jpeg")) == "image"
+    assert reason(d, codec.encode_frame("cam0", 0, 1, bytes(10), 32, 32, "raw")) == "image_size"
 
 
 def test_each_bad_indication_has_its_reason():
