@@ -9,6 +9,7 @@ from pathlib import Path
 
 from wmfm.args import (
     float_range,
+    frame_size,
     int_range,
     non_negative_float,
     positive_float,
@@ -35,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--ues", choices=("all", "fixed"), help="every vehicle in the coverage zone is a UE (all, up "
                                                            "to traffic.max_ues) or traffic.ues_per_scene connected "
                                                            "vehicles (fixed); default: from the config")
+    g.add_argument("--camera-size", type=frame_size, metavar="WxH",
+                   help="camera frames of this size (a street camera: 1280x720 or 1920x1080; the cache keeps the "
+                        "model's input size); default: from the config (camera.resolution)")
     g.add_argument("--config", type=Path, help="twin.yaml overriding the defaults (`wmfm twin config` prints them)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing scenario")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -219,8 +223,12 @@ def _register_bench(sub) -> None:
                    help="seconds of load per variant")
     b.add_argument("--ues-per-frame", type=int_range(1, 1024), default=8, help="UEs per camera (per indication)")
     b.add_argument("--cameras", type=int_range(1, 64), default=2, help="cameras, one cell each")
-    b.add_argument("--fps", type=float_range(0, 240, lo_open=True), default=10.0,
+    b.add_argument("--fps", type=float_range(0, 240, lo_open=True), default=30.0,
                    help="frames per second per camera")
+    b.add_argument("--camera-size", type=frame_size, default=(1280, 720), metavar="WxH",
+                   help="camera frame size (JPEG, quality 85)")
+    b.add_argument("--also", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                   help="one more variant in the same run: the xApp with these controls changed (repeatable)")
     b.add_argument("--count", type=positive_int, help="stop after this many UE reports")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="xApp control override")
     b.add_argument("--no-baseline", action="store_true", help="skip the naive baseline run")
@@ -247,6 +255,8 @@ def _twin_generate(args) -> int:
     cfg = load_file(TwinConfig, args.config, "twin") if args.config else TwinConfig()
     if args.ues:
         cfg = dc.replace(cfg, traffic=dc.replace(cfg.traffic, ue_policy=args.ues))
+    if args.camera_size:
+        cfg = dc.replace(cfg, camera=dc.replace(cfg.camera, resolution=args.camera_size))
     if args.world is not None:
         cfg = worlds.draw(args.world, cfg, n_bs=args.bs)
     elif args.bs > 1:

@@ -1,13 +1,15 @@
 """A synthetic load as a Recording, for `wmfm bench xapp`: played by the same player, read back by
 the same scorer as a scenario replay.
 
-Load model: C cameras, camera c watching its own cell (00101:c+1) with U UEs; each camera sends
-JPEG frames (320x240 by default) at `fps`, its first frame offset by
-1/(fps C) from the previous camera's; each cell sends one RIC indication with the CSI of its U UEs
-every U C / rate seconds (`rate` UE reports per second in total), staggered the same way. The
-CSI and the pictures are the artifact's held-out reference inputs (reference.npz), the pictures
-upscaled to the camera size and JPEG-encoded once; every event references them (no copies), so
-a long load costs little memory. There is no truth: the replay reports loss and latency.
+Load model: C cameras, camera c watching its own cell (00101:c+1) with U UEs. Each camera sends
+JPEG frames (1280x720 at quality 85 by default, ~110 KB each, as a 720p street camera) at `fps`,
+its first frame offset by 1/(fps C) from the previous camera's. Each cell sends one RIC
+indication with the CSI of its U UEs every U C / rate seconds (`rate` UE reports per second in
+total), staggered the same way. The CSI and the pictures are the artifact's held-out reference
+inputs (reference.npz); the pictures are upscaled to the camera size with sensor noise (a
+camera's JPEG is as large as its noise and detail make it; a smooth upscale would compress, and
+decode, several times faster) and JPEG-encoded once; every event references them (no copies),
+so a long load costs little memory. There is no truth: the replay reports loss and latency.
 """
 
 from __future__ import annotations
@@ -18,22 +20,28 @@ import numpy as np
 
 from .recording import Recording, Scene
 
-FRAME_SIZE = (320, 240)
+FRAME_SIZE = (1280, 720)
+QUALITY = 85
+NOISE = 3.0                     # sensor noise, std in 8-bit levels
 
 
-def reference_inputs(artifact, frame_size: tuple[int, int], quality: int = 85) -> tuple[list, list[bytes]]:
-    """Held-out CSI [2, A, K] float32 and JPEG frames of `frame_size` = (W, H) from the artifact."""
+def reference_inputs(artifact, frame_size: tuple[int, int], quality: int = QUALITY,
+                     frames: int = 8) -> tuple[list, list[bytes]]:
+    """Held-out CSI [2, A, K] float32 and `frames` JPEG frames of `frame_size` = (W, H) from the artifact."""
     from PIL import Image
     from wmfm.xapp.codec import encode_image
     ref = artifact.reference()
     if ref is None:
         raise FileNotFoundError(f"{artifact.root}: reference.npz missing (re-export the artifact)")
     csi = [np.ascontiguousarray(c, np.float32) for c in ref["csi"]]
-    frames = []
-    for img in ref["image"]:
+    rng = np.random.default_rng(0)
+    jpegs = []
+    for img in ref["image"][:frames]:
         rgb = Image.fromarray((img.transpose(1, 2, 0) * 255).round().astype(np.uint8))
-        frames.append(encode_image(np.asarray(rgb.resize(frame_size, Image.BILINEAR)), "jpeg", quality=quality))
-    return csi, frames
+        big = np.asarray(rgb.resize(frame_size, Image.BICUBIC), np.float32)
+        noisy = np.clip(big + rng.normal(0, NOISE, big.shape), 0, 255).astype(np.uint8)
+        jpegs.append(encode_image(noisy, "jpeg", quality=quality))
+    return csi, jpegs
 
 
 def recording(artifact, cameras: int, ues_per_frame: int, rate: float, fps: float, duration_s: float,

@@ -12,7 +12,8 @@ import urllib.request
 
 from wmfm.config import ConfigError
 
-STAGES = (("decode", "decode (CSI + frames)"), ("frame_embed", "frame embedding (worker)"),
+STAGES = (("decode", "decode (CSI; frame headers)"), ("frame_decode", "frame decode (worker)"),
+          ("frame_embed", "frame embedding (worker)"),
           ("sync_wait", "sync wait"), ("queue", "batch wait"), ("infer", "inference (batch)"),
           ("redis", "Redis write (batch)"))
 
@@ -88,13 +89,22 @@ def metrics_delta(before: dict, after: dict) -> dict:
                              ("wmfm_e2e_latency_seconds", "e2e", "CSI collection -> Redis write")):
         if h := hist(name, title):
             stages[key] = h
+    frames: dict[str, dict[str, int]] = {}
+    for (n, lab), v in d.items():
+        if n == "wmfm_frames_total" and v:
+            lab = dict(lab)
+            frames.setdefault(lab["camera"], {})[lab["result"]] = int(v)
     return {"indications": int(total("wmfm_messages_total", socket="indications")),
             "frames": int(total("wmfm_messages_total", socket="frames")),
             "decode_errors": by("wmfm_decode_errors_total", "reason"), "sn_events": by("wmfm_sn_events_total", "event"),
             "sn_missing": int(total("wmfm_sn_missing_total")), "sync": by("wmfm_sync_total", "result"),
             "dropped": by("wmfm_dropped_total", "reason"), "skipped": by("wmfm_skipped_total", "reason"),
             "insights": by("wmfm_insights_total", "mode"),
-            "redis_errors": int(total("wmfm_redis_errors_total")), "stages": stages}
+            "redis_errors": int(total("wmfm_redis_errors_total")),
+            "frames_by_camera": dict(sorted(frames.items())),
+            "frame_worker_cpu_s": total("wmfm_frame_worker_cpu_seconds_total"),
+            "frame_embeds": by("wmfm_frame_embeds_total", "path"),
+            "cpu_s": total("process_cpu_seconds_total"), "stages": stages}
 
 
 def _quantile(buckets: list[tuple[float, float]], q: float) -> float:

@@ -100,3 +100,13 @@ positive_float = float_range(0, lo_open=True)
 non_negative_float = float_range(0)
 probability = float_range(0, 1, hi_open=True)
 fraction = float_range(0, 1, lo_open=True)
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """"1280x720" -> (1280, 720): a camera frame's width x height, each 16..8192."""
+    w, sep, h = text.lower().partition("x")
+    if not (sep and w.isdigit() and h.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT (e.g. 1280x720), got {text!r}")
+    if not (16 <= int(w) <= 8192 and 16 <= int(h) <= 8192):
+        raise argparse.ArgumentTypeError(f"width and height must be in 16..8192, got {text!r}")
+    return int(w), int(h)

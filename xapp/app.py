@@ -1,7 +1,8 @@
 """The xApp: start-up, the receive -> sync -> micro-batch -> infer -> Redis loop, and drain.
 
     startup   controls (validated) -> artifact (hashes) -> backend (warmed) -> Redis -> sockets -> HTTP
-    frames    a worker thread receives, decodes and embeds camera frames (frames.py)
+    frames    a worker thread receives camera frames, drops the superseded ones, decodes and embeds the
+              rest (frames.py)
     loop      one thread: poll the indications (and the worker's wake-up), decode, track SNs, pair
               with frames, run micro-batches, write insights (one pipeline per batch)
     drain     SIGTERM/SIGINT: stop reading, settle waiting reports, infer and write everything
@@ -37,7 +38,7 @@ from wmfm.config import to_dict
 
 from . import inference
 from .batch import DRAIN_PER_POLL, Batcher
-from .codec import Limits, decode_frame, decode_indication
+from .codec import Limits, decode_indication, parse_frame
 from .codec import warmup as warm_codec
 from .controls import XAppConfig
 from .frames import FrameWorker
@@ -103,7 +104,9 @@ class XApp:
             self.backend.warmup((1, min(cfg.batch.max_batch, self.artifact.max_batch)))
             limits_ind, limits_frames = self._limits()
             warm_codec(limits_ind, limits_frames)
+            # every frame a ring can still pair keeps its tokens: a late report never embeds its frame again
             self.engine = Engine(self.backend, cfg.los_threshold, self.artifact.version,
+                                 frame_cache=len(cfg.cameras) * cfg.sync.frames_per_camera,
                                  reuse_frames=cfg.batch.reuse_frames, metrics=m)
             self.sync = FrameSync(cfg.sync, list(cfg.cameras), metrics=m)
             self.sn = SNTracker(metrics=m, expect_gaps=cfg.scaling.round_robin)
@@ -121,8 +124,9 @@ class XApp:
                 self.socks[name], self.endpoints[name] = open_socket(self.ctx, getattr(cfg, name), self.curve, name)
             self.indications = Inbox("indications", self.socks["indications"], decode_indication, limits_ind, m,
                                      self.log)
-            frames = Inbox("frames", self.socks["frames"], decode_frame, limits_frames, m, self.log)
-            self.frames = FrameWorker(self.ctx, frames, self.engine, m, self.log)
+            frames = Inbox("frames", self.socks["frames"], parse_frame, limits_frames, m, self.log)
+            self.frames = FrameWorker(self.ctx, frames, self.engine, m, self.log, self.sync.wants,
+                                      cfg.frame_worker.conflate, cfg.frame_worker.nice)
             self.status = StatusServer(cfg.http.host, cfg.http.port, self).start()
         except BaseException:
             self.close()

@@ -86,7 +86,8 @@ class SyncConfig:
                                             # (one frame period at 10 fps: every CSI report has a frame)
     deadline_ms: float = 1.0                # wait at most this (after the CSI arrived) for a nearer, later frame
                                             # (only when one is due by then); more: fresher frames, more latency
-    frames_per_camera: int = 16             # ring buffer of recent frames per camera
+    frames_per_camera: int = 64             # ring buffer of recent frames per camera (2 s at 30 fps: a report
+                                            # that queued behind a burst still finds its frame)
 
     def validate(self, where: str) -> None:
         check_range(self.max_skew_ms, 0, 60_000, f"{where}.max_skew_ms")
@@ -108,6 +109,18 @@ class BatchConfig:
         check_range(self.max_batch, 1, 4096, f"{where}.max_batch")
         check_range(self.max_wait_us, 0, 10_000_000, f"{where}.max_wait_us")
         check_range(self.queue, self.max_batch, 10_000_000, f"{where}.queue")
+
+
+@dataclass(frozen=True)
+class FrameWorkerConfig:
+    """The thread that decodes and embeds camera frames beside the CSI path (xapp/frames.py)."""
+    conflate: bool = True                   # drop unread a queued frame that a newer one of the same camera
+                                            # supersedes, unless a waiting report is nearer to it
+    nice: int = 10                          # Linux niceness of the worker thread (0: as the CSI path; up to 19):
+                                            # when every core is busy, the kernel runs CSI work first
+
+    def validate(self, where: str) -> None:
+        check_range(self.nice, 0, 19, f"{where}.nice")
 
 
 @dataclass(frozen=True)
@@ -182,6 +195,7 @@ class XAppConfig:
     frames: SocketConfig = field(default_factory=lambda: SocketConfig(endpoint="tcp://127.0.0.1:5561"))
     curve: CurveConfig = field(default_factory=CurveConfig)
     cameras: dict[str, CameraConfig] = field(default_factory=lambda: {"cam0": CameraConfig()})
+    frame_worker: FrameWorkerConfig = field(default_factory=FrameWorkerConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)

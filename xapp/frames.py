@@ -1,32 +1,48 @@
-"""Camera frames on their own thread: receive, decode, embed, hand over.
+"""Camera frames on their own thread: receive, conflate, decode, embed, hand over.
 
-JPEG decoding (PIL) and ONNX Runtime both release the GIL, so on a 2-core host a frame
-(~0.5 ms decode + ~0.7 ms image encoder for the cpu model) is processed beside the CSI path
-instead of in front of it: a CSI report that arrives just after a frame does not wait ~1.2 ms.
+    receive    every queued frame message, parsed but not decoded (codec.parse_frame)
+    conflate   per camera, a frame that a newer queued frame of the same camera supersedes is
+               dropped unread (`wmfm_frames_total{result="superseded"}`), unless a report waiting
+               for that camera is nearer in time to it than to the newer one (FrameSync.wants):
+               under overload the worker decodes only frames that can still pair, not seconds-old ones
+    decode     the training cache's preprocessing (wmfm.image: reduced DCT decode + area resize)
+    embed      the image encoder, once per frame (Engine.prefetch); the tokens are cached
+
 The worker owns the frame socket (ZeroMQ sockets are single-threaded). A decoded frame goes to
 the loop at once (a deque, plus one byte on an inproc PAIR socket to wake the loop's poller),
 so CSI can pair with it while the worker is still embedding it; a batch that needs the
 embedding before it is done waits for it instead of computing it twice (Engine.prefetch).
+OpenCV and ONNX Runtime release the GIL, so the frame work runs beside the CSI path on another
+core; the thread also lowers its own CPU priority (`frame_worker.nice`) so that, on a host
+whose cores are all busy, the kernel runs CSI work first. Its CPU time is counted
+(`wmfm_frame_worker_cpu_seconds_total`).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 import zmq
 
-from .records import Frame
+from .codec import decode_image
+from .records import Frame, FrameMessage
 
 _ids = iter(range(1 << 30))
+RECEIVE = 64                    # frame messages read (then conflated) per round at most
 
 
 class FrameWorker(threading.Thread):
-    def __init__(self, ctx: zmq.Context, inbox, engine, metrics, log):
-        """inbox: the frames' transport.Inbox (this thread owns its socket from start() on)."""
+    def __init__(self, ctx: zmq.Context, inbox, engine, metrics, log, wants: Callable[[str, int, int], bool],
+                 conflate: bool = True, nice: int = 0):
+        """inbox: the frames' transport.Inbox (this thread owns its socket from start() on);
+        wants(camera, t_ns, newer_t_ns): whether a waiting report needs the older frame (FrameSync.wants)."""
         super().__init__(name="wmfm-frames", daemon=True)
         self.inbox, self.engine, self.m, self.log = inbox, engine, metrics, log
+        self.wants, self.conflate, self.nice = wants, conflate, nice
         self.frames: deque[Frame] = deque()
         addr = f"inproc://wmfm-frames-{next(_ids)}"
         self.wake_rx = ctx.socket(zmq.PAIR)                 # the loop polls this one
@@ -40,7 +56,13 @@ class FrameWorker(threading.Thread):
         poller = zmq.Poller()
         poller.register(self.inbox.sock, zmq.POLLIN)
         try:
+            if self.nice:
+                try:                                        # this thread only (a Linux task of its own)
+                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+                except (OSError, AttributeError) as exc:
+                    self.log.warning("frame worker priority unchanged", extra={"mdc": {"error": str(exc)}})
             self.engine.backend.warmup(graphs=("image_encoder",))   # this thread's first call is slow
+            cpu = time.thread_time()
             while True:
                 if self.stopping.is_set() and time.monotonic() >= self.drain_until:
                     break
@@ -48,13 +70,38 @@ class FrameWorker(threading.Thread):
                     if self.stopping.is_set():
                         break                               # drained: nothing more queued
                     continue
-                for frame in self.inbox.receive(64):
-                    if frame is not None:
-                        self._one(frame)
+                for msg in self.select([m for m in self.inbox.receive(RECEIVE) if m is not None]):
+                    self._one(msg)
+                now = time.thread_time()
+                self.m.frame_cpu.inc(now - cpu)
+                cpu = now
         finally:
             self._wake_tx.close(linger=0)
 
-    def _one(self, frame: Frame) -> None:
+    def select(self, msgs: list[FrameMessage]) -> list[FrameMessage]:
+        """The messages worth decoding, in arrival order: per camera the newest, and an older one only
+        when a waiting report is nearer to it than to the next newer frame (the rest: superseded)."""
+        if not self.conflate or len(msgs) < 2:
+            return msgs
+        by_camera: dict[str, list[int]] = {}
+        for i, m in enumerate(msgs):
+            by_camera.setdefault(m.camera_id, []).append(i)
+        keep = []
+        for camera, idx in by_camera.items():
+            idx.sort(key=lambda i: msgs[i].t_ns)
+            for old, new in zip(idx, idx[1:]):
+                if self.wants(camera, msgs[old].t_ns, msgs[new].t_ns):
+                    keep.append(old)
+                else:
+                    self.m.frames.labels(camera, "superseded").inc()
+            keep.append(idx[-1])
+        return [msgs[i] for i in sorted(keep)]
+
+    def _one(self, msg: FrameMessage) -> None:
+        frame = self.inbox.apply("frame_decode", decode_image, msg, self.inbox.limits)
+        if frame is None:                                   # counted by reason
+            return
+        self.m.frames.labels(frame.camera_id, "decoded").inc()
         t1 = time.perf_counter()
         done = self.engine.claim(frame)                     # before the hand-over: a batch waits for it
         self.frames.append(frame)

@@ -4,7 +4,7 @@ reads them back from the endpoint (wmfm.sim.probe)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
 _MS = (0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -27,8 +27,16 @@ class Metrics:
         self.insights = Counter("wmfm_insights", "insights produced, by mode", ["mode"], registry=r)
         self.batch = Histogram("wmfm_batch_size", "UEs per inference batch", registry=r,
                                buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+        self.frames = Counter("wmfm_frames", "camera frames by camera and result: decoded (then embedded), or "
+                              "superseded (a newer frame of the camera was queued and no waiting report needed "
+                              "this one: dropped unread)", ["camera", "result"], registry=r)
+        self.frame_embeds = Counter("wmfm_frame_embeds", "camera frames embedded, by path: worker (beside the CSI "
+                                    "path), batch (a batch found its frame's tokens missing and embedded it)",
+                                    ["path"], registry=r)
+        self.frame_cpu = Counter("wmfm_frame_worker_cpu_seconds", "CPU time of the frame worker thread "
+                                 "(receive, decode, embed)", registry=r)
         self.stage = Histogram("wmfm_stage_seconds",
-                               "time per stage: decode, frame_embed, sync_wait, queue, infer, redis",
+                               "time per stage: decode, frame_decode, frame_embed, sync_wait, queue, infer, redis",
                                ["stage"], registry=r, buckets=_MS)
         self.e2e = Histogram("wmfm_e2e_latency_seconds", "CSI collection time (source clock) to the Redis write",
                              registry=r, buckets=_MS)
@@ -39,6 +47,7 @@ class Metrics:
         self.redis_buffer = Gauge("wmfm_redis_buffer_depth", "insights waiting for Redis", registry=r)
         self.queue = Gauge("wmfm_queue_depth", "UE reports waiting for inference", registry=r)
         self.waiting = Gauge("wmfm_sync_waiting", "UE reports waiting for a camera frame", registry=r)
+        ProcessCollector(registry=r)        # process_cpu_seconds_total, process_resident_memory_bytes, ...
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

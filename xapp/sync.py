@@ -1,7 +1,7 @@
 """Pairing CSI with camera frames by time, and indication sequence-number tracking.
 
-FrameSync keeps, per camera, a ring of recent frames. A CSI report pairs with the frame
-nearest in time within `max_skew_ms`:
+FrameSync keeps, per camera, a ring of recent frames and the reports waiting for a frame. A CSI
+report pairs with the frame nearest in time within `max_skew_ms`:
 - decided at once when a frame at or after the CSI time is already there (no later frame can
   be nearer), or when the camera's frame period says the next frame would be farther than the
   newest one, or would arrive only after the deadline (waiting could not help);
@@ -18,6 +18,7 @@ the `sync_wait` stage and `wmfm_sync_waiting`; `wmfm_sn_events_total` and `wmfm_
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 
@@ -28,6 +29,7 @@ from .records import CSIReport, Frame, Pairing
 
 SN_MOD = 1 << 16
 STALL_MIN_NS = 1_000_000_000
+PERIOD_OF = 16                  # frames the camera's period is estimated from
 
 
 class _Seen:
@@ -101,17 +103,24 @@ class _Camera:
         self.frames: deque[Frame] = deque(maxlen=size)
         self.pending: deque[CSIReport] = deque()
         self.last_received_ns = start_ns          # a camera gets the same grace at start as after a frame
+        self.period: float | None = None          # frame period [ns], median of the last PERIOD_OF frames
 
-    def period_ns(self) -> float | None:
-        if len(self.frames) < 2:
-            return None
-        t = [f.t_ns for f in self.frames]                    # Python ints: no int64 overflow
+    def add(self, frame: Frame) -> None:
+        if self.frames and frame.t_ns < self.frames[-1].t_ns:
+            self.frames = deque(sorted([*self.frames, frame], key=lambda f: f.t_ns), maxlen=self.frames.maxlen)
+        else:
+            self.frames.append(frame)
+        t = [f.t_ns for f in list(self.frames)[-PERIOD_OF:]]      # Python ints: no int64 overflow
         d = [b - a for a, b in zip(t, t[1:]) if b > a]
-        return float(np.median(d)) if d else None
+        self.period = float(np.median(d)) if d else None
 
     def nearest(self, t_ns: int, skew_ns: int) -> Frame | None:
+        """The frame nearest to t_ns within the skew; the ring is in time order, so the scan starts at
+        the newest (where reports look) and stops once the frames are older than the window."""
         best, best_d = None, None
-        for f in self.frames:
+        for f in reversed(self.frames):
+            if f.t_ns < t_ns - skew_ns:
+                break
             d = abs(f.t_ns - t_ns)
             if d <= skew_ns and (best_d is None or d < best_d):
                 best, best_d = f, d
@@ -125,6 +134,7 @@ class FrameSync:
         start = time.time_ns() if start_ns is None else start_ns
         self.cams = {c: _Camera(cfg.frames_per_camera, start) for c in cameras}
         self.metrics = metrics
+        self.lock = threading.Lock()        # the waiting lists: the loop changes them, the frame worker reads them
 
     def _decided(self, pairs: list[Pairing], now_ns: int, waited: bool = True) -> list[Pairing]:
         """Count the pairings decided now (result, time the report waited) and, when they came off
@@ -141,23 +151,21 @@ class FrameSync:
         """Store the frame; returns the waiting reports it settles (decided at ``now_ns``, default
         the frame's arrival)."""
         cam = self.cams[frame.camera_id]
-        if cam.frames and frame.t_ns < cam.frames[-1].t_ns:
-            cam.frames = deque(sorted([*cam.frames, frame], key=lambda f: f.t_ns), maxlen=cam.frames.maxlen)
-        else:
-            cam.frames.append(frame)
+        cam.add(frame)
         cam.last_received_ns = max(cam.last_received_ns, frame.received_ns)
         out, keep = [], deque()
-        for r in cam.pending:
-            if frame.t_ns >= r.t_ns:                   # no later frame can be nearer
-                out.append(Pairing(r, cam.nearest(r.t_ns, self.skew_ns)))
-            else:
-                keep.append(r)
-        cam.pending = keep
+        with self.lock:
+            for r in cam.pending:
+                if frame.t_ns >= r.t_ns:               # no later frame can be nearer
+                    out.append(Pairing(r, cam.nearest(r.t_ns, self.skew_ns)))
+                else:
+                    keep.append(r)
+            cam.pending = keep
         return self._decided(out, frame.received_ns if now_ns is None else now_ns)
 
     def _stalled(self, cam: _Camera, now_ns: int) -> bool:
         """Nothing for 5 frame periods (at least 1 s: a 2 fps camera is not stalled between frames)."""
-        period = cam.period_ns() or 1e8
+        period = cam.period or 1e8
         return now_ns - cam.last_received_ns > max(5 * period, self.skew_ns + self.deadline_ns, STALL_MIN_NS)
 
     def add_report(self, report: CSIReport, camera_id: str | None, now_ns: int) -> Pairing | None:
@@ -166,7 +174,8 @@ class FrameSync:
         if self._decide_now(report, cam, now_ns):
             return self._decided([Pairing(report, cam.nearest(report.t_ns, self.skew_ns) if cam else None)],
                                  now_ns, waited=False)[0]
-        cam.pending.append(report)
+        with self.lock:
+            cam.pending.append(report)
         if self.metrics is not None:
             self.metrics.waiting.set(self.pending())
         return None
@@ -176,7 +185,7 @@ class FrameSync:
             return True
         if cam.frames:
             newest = cam.frames[-1]
-            period = cam.period_ns()
+            period = cam.period
             if newest.t_ns >= report.t_ns:                          # no later frame can be nearer
                 return True
             if period is not None:
@@ -194,11 +203,22 @@ class FrameSync:
     def expire(self, now_ns: int) -> list[Pairing]:
         """Reports whose deadline has passed: paired with the best frame within the skew, or none."""
         out = []
-        for cam in self.cams.values():
-            while cam.pending and now_ns - cam.pending[0].received_ns >= self.deadline_ns:
-                r = cam.pending.popleft()
-                out.append(Pairing(r, cam.nearest(r.t_ns, self.skew_ns)))
+        with self.lock:
+            for cam in self.cams.values():
+                while cam.pending and now_ns - cam.pending[0].received_ns >= self.deadline_ns:
+                    r = cam.pending.popleft()
+                    out.append(Pairing(r, cam.nearest(r.t_ns, self.skew_ns)))
         return self._decided(out, now_ns) if out else out
+
+    def wants(self, camera_id: str, t_ns: int, newer_ns: int) -> bool:
+        """Whether a report waiting for `camera_id` would pair with a frame captured at `t_ns` rather
+        than with the newer one at `newer_ns` (the frame worker asks before dropping the older unread)."""
+        cam = self.cams.get(camera_id)
+        if cam is None:
+            return False
+        with self.lock:
+            return any(abs(r.t_ns - t_ns) <= self.skew_ns and abs(r.t_ns - t_ns) < abs(r.t_ns - newer_ns)
+                       for r in cam.pending)
 
     def next_deadline_ns(self) -> int | None:
         ts = [c.pending[0].received_ns + self.deadline_ns for c in self.cams.values() if c.pending]
@@ -210,7 +230,8 @@ class FrameSync:
     def flush(self) -> list[Pairing]:
         """Every waiting report, now (drain at shutdown)."""
         out = []
-        for cam in self.cams.values():
-            out += [Pairing(r, cam.nearest(r.t_ns, self.skew_ns)) for r in cam.pending]
-            cam.pending.clear()
+        with self.lock:
+            for cam in self.cams.values():
+                out += [Pairing(r, cam.nearest(r.t_ns, self.skew_ns)) for r in cam.pending]
+                cam.pending.clear()
         return self._decided(out, time.time_ns())

@@ -102,9 +102,14 @@ class Inbox:
             yield self.parse(buf, time.time_ns())
 
     def parse(self, buf: bytes, now_ns: int):
+        return self.apply("decode", self.decode, buf, self.limits, now_ns)
+
+    def apply(self, stage: str, fn: Callable, *args):
+        """fn(*args) timed as `stage`; None when it raises (a DecodeError counted by reason on this
+        socket, anything else counted as an internal error and logged)."""
         t0 = time.perf_counter()
         try:
-            rec = self.decode(buf, self.limits, now_ns)
+            rec = fn(*args)
         except DecodeError as exc:
             self.metrics.decode_errors.labels(self.name, exc.reason).inc()
             self.log.debug("message dropped", extra={"mdc": {"socket": self.name, "reason": exc.reason,
@@ -114,5 +119,5 @@ class Inbox:
             self.metrics.dropped.labels("internal_error").inc()
             self.log.exception("decoder failed", extra={"mdc": {"socket": self.name}})
             return None
-        self.metrics.stage.labels("decode").observe(time.perf_counter() - t0)
+        self.metrics.stage.labels(stage).observe(time.perf_counter() - t0)
         return rec

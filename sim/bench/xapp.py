@@ -1,13 +1,16 @@
 """`wmfm bench xapp`: the whole service under load, against a naive baseline, in one run.
 
-For each variant (wmfm: the configured backend, micro-batching and frame-embedding reuse;
-baseline: torch eager, batch 1, every UE embeds its frame again) it starts a private
+For each variant (wmfm: the configured backend, micro-batching, frame conflation and
+frame-embedding reuse; `--also` variants: the same with some controls changed; baseline: torch
+eager, batch 1, every UE embeds its frame again, every frame decoded, no priority) it starts a private
 redis-server and the xApp (`python -m wmfm.xapp`, loopback endpoints) and replays a synthetic
 load into it (loadgen.py: cameras x UEs per frame at a rate, or as fast as the xApp takes
 them), read back by the replay's scorer: end-to-end latency = the insight read back from Redis
 - the CSI collection time (same host clock), so decode, sync, batching, inference, the Redis
 write and the delivery are all in it. Reports sustained throughput, p50/p99/p99.9 latency,
-sent/received/lost, the xApp's own stage breakdown (its metrics endpoint) and the ratios.
+sent/received/lost, the fused share, camera frames decoded / superseded per camera, the frame
+worker's CPU time per frame, the xApp's CPU seconds per 1000 insights, its stage breakdown (its
+metrics endpoint) and the ratios.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from ..probe import stage_table
 from ..replay import replay
 from ..spawn import XAppProcess
 
-BASELINE = ["backend.name=torch", "batch.max_batch=1", "batch.reuse_frames=false"]
+BASELINE = ["backend.name=torch", "batch.max_batch=1", "batch.reuse_frames=false", "frame_worker.conflate=false",
+            "frame_worker.nice=0"]
 
 
 def run_variant(art: Artifact, rec, overrides: list[str], max_rate: bool, duration_s: float, count: int | None,
@@ -58,6 +62,7 @@ def _summary(s: dict, overrides: list[str], code: int | None) -> dict:
     def pct(a, q):
         return float(np.percentile(a, q)) if len(a) else None
     out = {"overrides": overrides, "sent": s["sent"]["reports"], "indications": s["sent"]["indications"],
+           "fused_share": None if s["csi_only_share"] is None else 1 - s["csi_only_share"],
            "received": s["received"], "lost": s["lost"], "frames_sent": s["sent"]["frames"],
            "offered_per_s": s["sent"]["reports"] / max(s["send_s"], 1e-9), "throughput_per_s": s["throughput_per_s"],
            "p50_ms": lat.get("p50"), "p99_ms": lat.get("p99"), "p999_ms": lat.get("p999"), "max_ms": lat.get("max"),
@@ -65,55 +70,78 @@ def _summary(s: dict, overrides: list[str], code: int | None) -> dict:
            "delivery_p50_ms": pct(dl, 50), "delivery_p99_ms": pct(dl, 99),
            "_latency_ms": np.array([r["latency_ms"] for r in s["_rows"]])}
     if "xapp" in s:
-        out["xapp"] = s["xapp"]                # what the xApp counted, and its stage breakdown
+        x = out["xapp"] = s["xapp"]            # what the xApp counted, and its stage breakdown
+        decoded = sum(c.get("decoded", 0) for c in x["frames_by_camera"].values())
+        out["frames"] = {"received": x["frames"], "decoded": decoded,
+                         "superseded": sum(c.get("superseded", 0) for c in x["frames_by_camera"].values()),
+                         "by_camera": x["frames_by_camera"],
+                         "worker_cpu_ms_per_frame": 1e3 * x["frame_worker_cpu_s"] / max(1, x["frames"]),
+                         "worker_cpu_ms_per_decoded": 1e3 * x["frame_worker_cpu_s"] / max(1, decoded)}
+        out["cpu_s_per_1000_insights"] = 1e3 * x["cpu_s"] / max(1, s["received"])
+        out["cpu_s"] = x["cpu_s"]
     return out
 
 
 def run(artifact: str | Path, rate: float, max_rate: bool, duration_s: float, ues: int, cameras: int,
-        fps: float = 10.0, count: int | None = None, overrides: list[str] = (), baseline: bool = True,
-        endpoints: dict | None = None, progress: bool = False, log=print) -> dict:
+        fps: float = 30.0, count: int | None = None, overrides: list[str] = (), baseline: bool = True,
+        endpoints: dict | None = None, progress: bool = False, log=print,
+        camera_size: tuple[int, int] = loadgen.FRAME_SIZE, also: list[str] = ()) -> dict:
     """`endpoints` ({"indications", "frames", "redis"}): measure a running xApp (no baseline then).
-    Max rate plays the load of `rate` (its mix of frames and reports) as fast as the xApp takes it."""
+    Max rate plays the load of `rate` (its mix of frames and reports) as fast as the xApp takes it.
+    `also`: more variants in the same run, each "KEY=VALUE[,KEY=VALUE...]" on top of `overrides`."""
     art = Artifact.load(artifact)
-    rec = loadgen.recording(art, cameras, ues, rate, fps, duration_s)
+    rec = loadgen.recording(art, cameras, ues, rate, fps, duration_s, camera_size)
     variants = {"wmfm": list(overrides)}
-    if baseline and endpoints is None:
-        variants["baseline"] = [*overrides, *BASELINE]     # the user's controls, then the naive path
-    out = {"format": "wmfm-bench-xapp/2", "artifact": str(artifact), "model": art.version,
+    if endpoints is None:
+        for a in also:
+            variants[f"wmfm {a}"] = [*overrides, *a.split(",")]
+        if baseline:
+            variants["baseline"] = [*overrides, *BASELINE]     # the user's controls, then the naive path
+    out = {"format": "wmfm-bench-xapp/3", "artifact": str(artifact), "model": art.version,
            "parameters": art.manifest["model"].get("parameters"),
            "random_init": bool(art.manifest.get("checkpoint_meta", {}).get("random_init")),
            "rate": rate, "max_rate": max_rate, "duration_s": duration_s, "ues_per_frame": ues, "cameras": cameras,
-           "fps": fps, "frame_size": list(rec.cameras[next(iter(rec.cameras))])}
+           "fps": fps, "frame_size": list(camera_size), "jpeg_quality": loadgen.QUALITY,
+           "jpeg_kb": round(float(np.mean([len(s.frame) for s in rec.scenes if s.frame])) / 1024, 1),
+           "variants": {}}
     for name, ov in variants.items():
         log(f"{name}: {'max rate' if max_rate else 'real time'}, {rate:g} UE reports/s load for {duration_s:g} s, "
-            f"{cameras} camera(s) x {ues} UEs, {fps:g} fps ({' '.join(ov) or 'configured defaults'})")
-        out[name] = run_variant(art, rec, ov, max_rate, duration_s, count, endpoints, progress)
-    w = out["wmfm"]
-    out.update({k: w[k] for k in ("throughput_per_s", "p50_ms", "p99_ms", "p999_ms", "sent", "received", "lost")})
-    if "baseline" in out and out["baseline"]["throughput_per_s"]:
-        out["ratio_vs_baseline"] = w["throughput_per_s"] / out["baseline"]["throughput_per_s"]
-        if w["p99_ms"] and out["baseline"]["p99_ms"]:
-            out["p99_ratio_baseline_over_wmfm"] = out["baseline"]["p99_ms"] / w["p99_ms"]
+            f"{cameras} camera(s) {camera_size[0]}x{camera_size[1]} at {fps:g} fps x {ues} UEs "
+            f"({' '.join(ov) or 'configured defaults'})")
+        out["variants"][name] = run_variant(art, rec, ov, max_rate, duration_s, count, endpoints, progress)
+    w = out["variants"]["wmfm"]
+    out.update({k: w[k] for k in ("throughput_per_s", "p50_ms", "p99_ms", "p999_ms", "sent", "received", "lost",
+                                  "fused_share")})
+    base = out["variants"].get("baseline")
+    if base and base["throughput_per_s"]:
+        out["ratio_vs_baseline"] = w["throughput_per_s"] / base["throughput_per_s"]
+        if w["p99_ms"] and base["p99_ms"]:
+            out["p99_ratio_baseline_over_wmfm"] = base["p99_ms"] / w["p99_ms"]
     return out
 
 
-def _f(x) -> str:
-    return f"{x:.2f}" if x is not None else "-"
+def _f(x, fmt: str = ".2f") -> str:
+    return format(x, fmt) if x is not None else "-"
 
 
 def table(rep: dict) -> str:
-    rows = [f"{'variant':<10}{'sent':>8}{'recv':>8}{'lost':>6}{'thr/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}"
-            f"{'csi_only':>10}"]
-    for name in ("wmfm", "baseline"):
-        if name in rep:
-            v = rep[name]
-            rows.append(f"{name:<10}{v['sent']:>8}{v['received']:>8}{v['lost']:>6}{v['throughput_per_s']:>9.0f}"
-                        f"{_f(v['p50_ms']):>9}{_f(v['p99_ms']):>9}{_f(v['p999_ms']):>10}"
-                        f"{(v['csi_only_share'] or 0):>10.1%}")
+    w = max(10, *(len(n) + 2 for n in rep["variants"]))
+    rows = [f"{'variant':<{w}}{'sent':>8}{'recv':>8}{'lost':>6}{'thr/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}"
+            f"{'fused':>8}{'frames dec/sup':>16}{'frame cpu ms':>14}{'cpu s/1k':>10}"]
+    for name, v in rep["variants"].items():
+        fr = v.get("frames") or {}
+        frames = f"{fr['decoded']}/{fr['superseded']}" if fr else "-"
+        rows.append(f"{name:<{w}}{v['sent']:>8}{v['received']:>8}{v['lost']:>6}{v['throughput_per_s']:>9.0f}"
+                    f"{_f(v['p50_ms']):>9}{_f(v['p99_ms']):>9}{_f(v['p999_ms']):>10}{_f(v['fused_share'], '.1%'):>8}"
+                    f"{frames:>16}{_f(fr.get('worker_cpu_ms_per_decoded')):>14}"
+                    f"{_f(v.get('cpu_s_per_1000_insights')):>10}")
     if "ratio_vs_baseline" in rep:
         rows.append(f"throughput ratio vs baseline: {rep['ratio_vs_baseline']:.2f}x")
-    if "xapp" in rep["wmfm"]:
-        rows.append(stage_table(rep["wmfm"]["xapp"]))
+    rows.append("frames dec/sup: decoded / superseded (dropped unread); frame cpu ms: the frame worker's CPU time "
+                "per decoded frame; cpu s/1k: the xApp's CPU seconds per 1000 insights")
+    for name, v in rep["variants"].items():
+        if "xapp" in v and name != "baseline":
+            rows += [f"[{name}]", stage_table(v["xapp"])]
     return "\n".join(rows)
 
 
@@ -122,17 +150,20 @@ def plot(rep: dict, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4))
-    for name in ("wmfm", "baseline"):
-        if name in rep and len(rep[name]["_latency_ms"]):
-            lat = np.sort(rep[name]["_latency_ms"])
-            ax.plot(lat, np.arange(1, len(lat) + 1) / len(lat), label=f"{name} ({rep[name]['throughput_per_s']:.0f}/s)")
+    for name, v in rep["variants"].items():
+        if len(v["_latency_ms"]):
+            lat = np.sort(v["_latency_ms"])
+            ax.plot(lat, np.arange(1, len(lat) + 1) / len(lat),
+                    label=f"{name} ({v['throughput_per_s']:.0f}/s, fused {_f(v['fused_share'], '.0%')})")
     ax.set_xscale("log")
     ax.set_xlabel("end-to-end latency, ms (CSI collection -> insight read from Redis)")
     ax.set_ylabel("CDF")
     load = f"max rate ({rep['rate']:g}/s mix)" if rep["max_rate"] else f"{rep['rate']:g} UE reports/s"
-    ax.set_title(f"wmfm bench xapp: {load}, {rep['cameras']} cameras x {rep['ues_per_frame']} UEs")
+    (fw, fh) = rep["frame_size"]
+    ax.set_title(f"wmfm bench xapp: {load}, {rep['cameras']} cameras {fw}x{fh} {rep['fps']:g} fps "
+                 f"x {rep['ues_per_frame']} UEs", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -147,13 +178,14 @@ def main(args) -> int:
             raise ConfigError("--indications, --frames and --redis: give all three to measure a running xApp")
         eps = {"indications": args.indications, "frames": args.frames, "redis": args.redis}
     rep = run(args.artifact, args.rate, args.max_rate, args.duration, args.ues_per_frame, args.cameras, args.fps,
-              args.count, args.set, baseline=not args.no_baseline, endpoints=eps, progress=not args.quiet)
+              args.count, args.set, baseline=not args.no_baseline, endpoints=eps, progress=not args.quiet,
+              camera_size=args.camera_size, also=args.also)
     print(table(rep))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         png = plot(rep, args.out.with_suffix(".png"))
-        clean = {k: ({kk: vv for kk, vv in v.items() if not kk.startswith("_")} if isinstance(v, dict) else v)
-                 for k, v in rep.items()}
+        clean = rep | {"variants": {n: {k: x for k, x in v.items() if not k.startswith("_")}
+                                    for n, v in rep["variants"].items()}}
         args.out.write_text(json.dumps(clean, indent=2))
         print(f"wrote {args.out} and {png}")
     return 0

@@ -109,3 +109,13 @@ def test_flush_settles_everything_waiting():
     assert s.pending() == 1
     out = s.flush()
     assert len(out) == 1 and out[0].frame.seq == 0 and s.pending() == 0
+
+
+def test_a_frame_is_wanted_only_by_a_waiting_report_nearer_to_it_than_to_the_newer_one():
+    s = sync(max_skew_ms=100.0, deadline_ms=50.0)
+    assert not s.wants("c", 100 * MS, 133 * MS)                  # nobody waits
+    assert s.add_report(rep(128), "c", 128 * MS) is None          # waits: no frame at or after it yet
+    assert s.wants("c", 133 * MS, 166 * MS)                       # 5 ms from 133, 38 from 166
+    assert not s.wants("c", 100 * MS, 133 * MS)                   # 28 ms from 100, 5 from 133
+    assert not s.wants("other", 133 * MS, 166 * MS)
+    assert not sync(max_skew_ms=3.0, deadline_ms=50.0).wants("c", 133 * MS, 166 * MS)

@@ -4,7 +4,9 @@ reuse them), heads per mode on the batch (the fused heads attend over the UE's f
 
 Frames are embedded when they arrive (`prefetch`), off the CSI path: a CSI report then pays
 only for its own encoder and the heads (cameras send ~10 frames/s, CSI comes far more often).
-Counts the `infer` stage (per batch) and `wmfm_insights_total` by mode.
+Counts the `infer` stage (per batch), `wmfm_insights_total` by mode and
+`wmfm_frame_embeds_total` by path (worker; batch: a batch embedded a frame itself, which the
+CSI path pays for).
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ class Engine:
     def _key(frame) -> tuple[str, int, int]:
         return (frame.camera_id, frame.seq, frame.t_ns)     # t_ns too: a restarted camera counts from 0 again
 
-    def _frame_tokens(self, pairs: list[Pairing], wait: bool = True) -> dict[tuple[str, int, int], np.ndarray]:
-        """frame key -> image tokens [T, E], embedding only the frames not cached yet (one call)."""
+    def _frame_tokens(self, pairs: list[Pairing], wait: bool = True,
+                      path: str = "batch") -> dict[tuple[str, int, int], np.ndarray]:
+        """frame key -> image tokens [T, E], embedding only the frames not cached yet (one call);
+        `path`: who embeds (the frame worker, or a batch that found its frame's tokens missing)."""
         keys = {self._key(p.frame): p.frame for p in pairs if p.frame is not None}
         out = {}
         with self.lock:
@@ -56,6 +60,8 @@ class Engine:
         if todo:                                          # (outside the lock: the encoder call is the long part)
             images = np.stack([keys[k].image for k in todo]).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
             tokens = self.backend.embed_image(images).tokens
+            if self.metrics is not None:
+                self.metrics.frame_embeds.labels(path).inc(len(todo))
             with self.lock:
                 self.frames_embedded += len(todo)
                 for k, f in zip(todo, tokens):
@@ -76,7 +82,7 @@ class Engine:
         if not self.reuse:
             return
         try:
-            self._frame_tokens([Pairing(None, frame)], wait=False)
+            self._frame_tokens([Pairing(None, frame)], wait=False, path="worker")
         finally:
             if claimed is not None:
                 with self.lock:

@@ -1,0 +1,40 @@
+"""The frame worker's conflation: per camera, a queued frame superseded by a newer one is dropped
+unread unless a waiting report needs it; every drop counted per camera."""
+
+import zmq
+from test_sync import MS, rep
+from wmfm.xapp.controls import SyncConfig
+from wmfm.xapp.frames import FrameWorker
+from wmfm.xapp.metrics import Metrics
+from wmfm.xapp.records import FrameMessage
+from wmfm.xapp.sync import FrameSync
+
+
+def msg(cam: str, t_ms: float) -> FrameMessage:
+    return FrameMessage(cam, int(t_ms), int(t_ms * MS), "jpeg", 1280, 720, b"", int(t_ms * MS))
+
+
+def superseded(m: Metrics, cam: str) -> float:
+    return m.frames.labels(cam, "superseded")._value.get()
+
+
+def test_only_frames_that_can_still_pair_are_decoded():
+    m = Metrics()
+    sync = FrameSync(SyncConfig(max_skew_ms=100.0, deadline_ms=50.0), ["cam0", "cam1"], start_ns=0)
+    ctx = zmq.Context()
+    try:
+        worker = FrameWorker(ctx, None, None, m, None, sync.wants)
+        burst = [msg("cam0", 100), msg("cam1", 100), msg("cam0", 133), msg("cam0", 166), msg("cam1", 133)]
+        assert worker.select(burst) == [burst[3], burst[4]]       # the newest of each camera, in arrival order
+        assert (superseded(m, "cam0"), superseded(m, "cam1")) == (2, 1)
+        assert sync.add_report(rep(128), "cam0", 128 * MS) is None   # waits for cam0: 133 ms is its nearest
+        assert worker.select(burst) == [burst[2], burst[3], burst[4]]
+        assert (superseded(m, "cam0"), superseded(m, "cam1")) == (3, 2)
+        assert worker.select(burst[:1]) == burst[:1]
+        naive = FrameWorker(ctx, None, None, m, None, sync.wants, conflate=False)
+        assert naive.select(burst) == burst
+        assert (superseded(m, "cam0"), superseded(m, "cam1")) == (3, 2)
+        worker.close()
+        naive.close()
+    finally:
+        ctx.term()
