@@ -104,9 +104,7 @@ class XApp:
             self.backend.warmup((1, min(cfg.batch.max_batch, self.artifact.max_batch)))
             limits_ind, limits_frames = self._limits()
             warm_codec(limits_ind, limits_frames)
-            # every frame a ring can still pair keeps its tokens: a late report never embeds its frame again
             self.engine = Engine(self.backend, cfg.los_threshold, self.artifact.version,
-                                 frame_cache=len(cfg.cameras) * cfg.sync.frames_per_camera,
                                  reuse_frames=cfg.batch.reuse_frames, metrics=m)
             self.sync = FrameSync(cfg.sync, list(cfg.cameras), metrics=m)
             self.sn = SNTracker(metrics=m, expect_gaps=cfg.scaling.round_robin)
@@ -125,7 +123,7 @@ class XApp:
             self.indications = Inbox("indications", self.socks["indications"], decode_indication, limits_ind, m,
                                      self.log)
             frames = Inbox("frames", self.socks["frames"], parse_frame, limits_frames, m, self.log)
-            self.frames = FrameWorker(self.ctx, frames, self.engine, m, self.log, self.sync.wants,
+            self.frames = FrameWorker(self.ctx, frames, self.engine, m, self.log, self.sync.needs,
                                       cfg.frame_worker.conflate, cfg.frame_worker.nice)
             self.status = StatusServer(cfg.http.host, cfg.http.port, self).start()
         except BaseException:

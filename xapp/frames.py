@@ -2,11 +2,12 @@
 
     receive    every queued frame message, parsed but not decoded (codec.parse_frame)
     conflate   per camera, a frame that a newer queued frame of the same camera supersedes is
-               dropped unread (`wmfm_frames_total{result="superseded"}`), unless a report waiting
-               for that camera is nearer in time to it than to the newer one (FrameSync.wants):
-               under overload the worker decodes only frames that can still pair, not seconds-old ones
+               dropped unread (`wmfm_frames_total{result="superseded"}`), unless a report may still
+               pair with it: one waiting for that camera nearer in time to it than to the newer frame,
+               or one still to come (FrameSync.needs); a worker that fell behind decodes only frames
+               that can still pair, not seconds-old ones
     decode     the training cache's preprocessing (wmfm.image: reduced DCT decode + area resize)
-    embed      the image encoder, once per frame (Engine.prefetch); the tokens are cached
+    embed      the image encoder, once per frame (Engine.prefetch); the tokens stay on the frame
 
 The worker owns the frame socket (ZeroMQ sockets are single-threaded). A decoded frame goes to
 the loop at once (a deque, plus one byte on an inproc PAIR socket to wake the loop's poller),
@@ -36,13 +37,13 @@ RECEIVE = 64                    # frame messages read (then conflated) per round
 
 
 class FrameWorker(threading.Thread):
-    def __init__(self, ctx: zmq.Context, inbox, engine, metrics, log, wants: Callable[[str, int, int], bool],
+    def __init__(self, ctx: zmq.Context, inbox, engine, metrics, log, needs: Callable[[str, int, int], bool],
                  conflate: bool = True, nice: int = 0):
         """inbox: the frames' transport.Inbox (this thread owns its socket from start() on);
-        wants(camera, t_ns, newer_t_ns): whether a waiting report needs the older frame (FrameSync.wants)."""
+        needs(camera, t_ns, newer_t_ns): whether a report may still pair with the older frame (FrameSync.needs)."""
         super().__init__(name="wmfm-frames", daemon=True)
         self.inbox, self.engine, self.m, self.log = inbox, engine, metrics, log
-        self.wants, self.conflate, self.nice = wants, conflate, nice
+        self.needs, self.conflate, self.nice = needs, conflate, nice
         self.frames: deque[Frame] = deque()
         addr = f"inproc://wmfm-frames-{next(_ids)}"
         self.wake_rx = ctx.socket(zmq.PAIR)                 # the loop polls this one
@@ -80,7 +81,7 @@ class FrameWorker(threading.Thread):
 
     def select(self, msgs: list[FrameMessage]) -> list[FrameMessage]:
         """The messages worth decoding, in arrival order: per camera the newest, and an older one only
-        when a waiting report is nearer to it than to the next newer frame (the rest: superseded)."""
+        when a report may still pair with it rather than with the next newer frame (the rest: superseded)."""
         if not self.conflate or len(msgs) < 2:
             return msgs
         by_camera: dict[str, list[int]] = {}
@@ -90,7 +91,7 @@ class FrameWorker(threading.Thread):
         for camera, idx in by_camera.items():
             idx.sort(key=lambda i: msgs[i].t_ns)
             for old, new in zip(idx, idx[1:]):
-                if self.wants(camera, msgs[old].t_ns, msgs[new].t_ns):
+                if self.needs(camera, msgs[old].t_ns, msgs[new].t_ns):
                     keep.append(old)
                 else:
                     self.m.frames.labels(camera, "superseded").inc()

@@ -60,14 +60,16 @@ class FrameMessage:
     received_ns: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Frame:
-    """A decoded camera frame, already at the model's input size."""
+    """A decoded camera frame, already at the model's input size, and its image tokens once embedded
+    (held here, so that every report paired with the frame finds them, however long it queued)."""
     camera_id: str
     seq: int
     t_ns: int
     image: np.ndarray          # [H, W, 3] uint8 RGB at the model's image size
     received_ns: int
+    tokens: np.ndarray | None = None   # [T, E] float32, set once by inference.Engine
 
 
 @dataclass(slots=True)

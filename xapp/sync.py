@@ -104,6 +104,7 @@ class _Camera:
         self.pending: deque[CSIReport] = deque()
         self.last_received_ns = start_ns          # a camera gets the same grace at start as after a frame
         self.period: float | None = None          # frame period [ns], median of the last PERIOD_OF frames
+        self.latest_report_ns = 0                 # the newest CSI time seen here: later reports come after it
 
     def add(self, frame: Frame) -> None:
         if self.frames and frame.t_ns < self.frames[-1].t_ns:
@@ -171,6 +172,8 @@ class FrameSync:
     def add_report(self, report: CSIReport, camera_id: str | None, now_ns: int) -> Pairing | None:
         """A Pairing when it can be decided now, else None (it waits; see `expire`)."""
         cam = self.cams.get(camera_id) if camera_id is not None else None
+        if cam is not None and report.t_ns > cam.latest_report_ns:
+            cam.latest_report_ns = report.t_ns
         if self._decide_now(report, cam, now_ns):
             return self._decided([Pairing(report, cam.nearest(report.t_ns, self.skew_ns) if cam else None)],
                                  now_ns, waited=False)[0]
@@ -210,15 +213,20 @@ class FrameSync:
                     out.append(Pairing(r, cam.nearest(r.t_ns, self.skew_ns)))
         return self._decided(out, now_ns) if out else out
 
-    def wants(self, camera_id: str, t_ns: int, newer_ns: int) -> bool:
-        """Whether a report waiting for `camera_id` would pair with a frame captured at `t_ns` rather
-        than with the newer one at `newer_ns` (the frame worker asks before dropping the older unread)."""
+    def needs(self, camera_id: str, t_ns: int, newer_ns: int) -> bool:
+        """Whether a report could still pair with a frame captured at `t_ns` rather than with the newer
+        one at `newer_ns` (the frame worker asks before dropping the older unread): a report waiting
+        for the camera that is nearer to it, or one still to come (reports of a cell arrive in time
+        order: a later one is at or after the newest seen, and is nearer to `t_ns` only before the
+        midpoint)."""
         cam = self.cams.get(camera_id)
         if cam is None:
             return False
+        mid = (t_ns + newer_ns) // 2
+        if cam.latest_report_ns < mid:
+            return True
         with self.lock:
-            return any(abs(r.t_ns - t_ns) <= self.skew_ns and abs(r.t_ns - t_ns) < abs(r.t_ns - newer_ns)
-                       for r in cam.pending)
+            return any(r.t_ns < mid and abs(r.t_ns - t_ns) <= self.skew_ns for r in cam.pending)
 
     def next_deadline_ns(self) -> int | None:
         ts = [c.pending[0].received_ns + self.deadline_ns for c in self.cams.values() if c.pending]

@@ -1,5 +1,5 @@
 """The frame worker's conflation: per camera, a queued frame superseded by a newer one is dropped
-unread unless a waiting report needs it; every drop counted per camera."""
+unread unless a report may still pair with it; every drop counted per camera."""
 
 import zmq
 from test_sync import MS, rep
@@ -23,15 +23,19 @@ def test_only_frames_that_can_still_pair_are_decoded():
     sync = FrameSync(SyncConfig(max_skew_ms=100.0, deadline_ms=50.0), ["cam0", "cam1"], start_ns=0)
     ctx = zmq.Context()
     try:
-        worker = FrameWorker(ctx, None, None, m, None, sync.wants)
+        worker = FrameWorker(ctx, None, None, m, None, sync.needs)
         burst = [msg("cam0", 100), msg("cam1", 100), msg("cam0", 133), msg("cam0", 166), msg("cam1", 133)]
+        assert worker.select(burst) == burst                      # no report seen yet: any frame may pair
+        assert (superseded(m, "cam0"), superseded(m, "cam1")) == (0, 0)
+        for cam in ("cam0", "cam1"):                              # reports at 170 ms: later ones come after
+            assert sync.add_report(rep(170), cam, 170 * MS) is None
         assert worker.select(burst) == [burst[3], burst[4]]       # the newest of each camera, in arrival order
         assert (superseded(m, "cam0"), superseded(m, "cam1")) == (2, 1)
-        assert sync.add_report(rep(128), "cam0", 128 * MS) is None   # waits for cam0: 133 ms is its nearest
+        assert sync.add_report(rep(128, ue=2), "cam0", 171 * MS) is None   # a late report: 133 ms is its nearest
         assert worker.select(burst) == [burst[2], burst[3], burst[4]]
         assert (superseded(m, "cam0"), superseded(m, "cam1")) == (3, 2)
         assert worker.select(burst[:1]) == burst[:1]
-        naive = FrameWorker(ctx, None, None, m, None, sync.wants, conflate=False)
+        naive = FrameWorker(ctx, None, None, m, None, sync.needs, conflate=False)
         assert naive.select(burst) == burst
         assert (superseded(m, "cam0"), superseded(m, "cam1")) == (3, 2)
         worker.close()

@@ -111,11 +111,18 @@ def test_flush_settles_everything_waiting():
     assert len(out) == 1 and out[0].frame.seq == 0 and s.pending() == 0
 
 
-def test_a_frame_is_wanted_only_by_a_waiting_report_nearer_to_it_than_to_the_newer_one():
+def test_a_frame_is_needed_by_a_nearer_waiting_report_or_by_reports_still_to_come():
     s = sync(max_skew_ms=100.0, deadline_ms=50.0)
-    assert not s.wants("c", 100 * MS, 133 * MS)                  # nobody waits
+    assert s.needs("c", 100 * MS, 133 * MS)                       # no report seen yet: any may still come
     assert s.add_report(rep(128), "c", 128 * MS) is None          # waits: no frame at or after it yet
-    assert s.wants("c", 133 * MS, 166 * MS)                       # 5 ms from 133, 38 from 166
-    assert not s.wants("c", 100 * MS, 133 * MS)                   # 28 ms from 100, 5 from 133
-    assert not s.wants("other", 133 * MS, 166 * MS)
-    assert not sync(max_skew_ms=3.0, deadline_ms=50.0).wants("c", 133 * MS, 166 * MS)
+    assert s.needs("c", 133 * MS, 166 * MS)                       # later reports (>= 128) may be nearer to 133
+    assert not s.needs("c", 100 * MS, 133 * MS)                   # 128 and everything later is nearer to 133
+    assert not s.needs("other", 133 * MS, 166 * MS)
+    s = sync(max_skew_ms=100.0, deadline_ms=50.0)
+    assert s.add_report(rep(110), "c", 110 * MS) is None
+    assert s.add_report(rep(140, ue=2), "c", 140 * MS) is None   # the newest seen: 140
+    assert s.needs("c", 100 * MS, 133 * MS)                       # the waiting 110 is nearer to 100
+    assert not s.needs("c", 60 * MS, 100 * MS)                    # ... and nearer to 100 than to 60
+    s = sync(max_skew_ms=3.0, deadline_ms=50.0)
+    assert s.add_report(rep(110), "c", 110 * MS) is None and s.add_report(rep(140, ue=2), "c", 140 * MS) is None
+    assert not s.needs("c", 100 * MS, 133 * MS)                   # 10 ms from 110: outside the 3 ms skew
