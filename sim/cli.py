@@ -213,6 +213,18 @@ def _register_bench(sub) -> None:
     m.add_argument("--quiet", action="store_true", help="no progress bar")
     m.set_defaults(func=_bench_model)
 
+    d = bsub.add_parser("decode", help="camera JPEG -> model input per resolution: OpenCV reduced decode (what the "
+                                       "cache and the xApp run) vs OpenCV full, Pillow draft and Pillow full")
+    d.add_argument("--artifact", type=Path, required=True, help="`wmfm export` output folder (model input size, "
+                                                                "reference pictures)")
+    d.add_argument("--sizes", type=frame_size, nargs="+", default=[(320, 240), (1280, 720), (1920, 1080)],
+                   metavar="WxH", help="camera frame sizes")
+    d.add_argument("--calls", type=int_range(1, 1_000_000), default=200, help="timed frames per method and size")
+    d.add_argument("--rounds", type=int_range(1, 1000), default=3, help="interleaved rounds the calls are split into")
+    d.add_argument("--out", type=Path, help="JSON report (a PNG chart is written next to it)")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=_bench_decode)
+
     b = bsub.add_parser("xapp", help="the xApp under load (ZeroMQ in, Redis out) vs a naive baseline")
     b.add_argument("--artifact", type=Path, required=True, help="`wmfm export` output folder")
     b.add_argument("--rate", type=float_range(0, 1_000_000, lo_open=True), default=100.0,
@@ -369,6 +381,11 @@ def _bench_twin(args) -> int:
 
 def _bench_model(args) -> int:
     from .bench.model import main
+    return main(args)
+
+
+def _bench_decode(args) -> int:
+    from .bench.decode import main
     return main(args)
 
 

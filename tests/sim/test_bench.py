@@ -37,21 +37,47 @@ def test_bench_model_reports_every_backend_against_torch_eager(artifact, tmp_pat
     assert "speed-up over torch eager" in capsys.readouterr().out
 
 
+def test_bench_decode_times_every_method_on_camera_frames(artifact, tmp_path, capsys):
+    out = tmp_path / "decode.json"
+    assert main(["bench", "decode", "--artifact", str(artifact), "--sizes", "320x240", "1280x720", "--calls", "6",
+                 "--rounds", "2", "--quiet", "--out", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["format"] == "wmfm-bench-decode/1" and rep["model_input"] == [64, 64]
+    got = {(tuple(r["size"]), r["method"]): r for r in rep["results"]}
+    assert set(got) == {(s, m) for s in ((320, 240), (1280, 720))
+                        for m in ("opencv-reduced", "opencv-full", "pillow-draft", "pillow-full")}
+    for r in rep["results"]:
+        assert r["calls"] == 6 and 0 < r["p50_ms"] <= r["p99_ms"] and r["speedup_vs_pillow_full"] > 0
+        assert r["mean_abs_diff_vs_opencv_reduced"] < 3                  # the same picture by every method
+    assert got[((1280, 720), "opencv-reduced")]["mean_abs_diff_vs_opencv_reduced"] == 0
+    assert got[((1280, 720), "pillow-full")]["jpeg_kb"] > 40             # a camera's frame, not a flat upscale
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    assert "opencv-reduced" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_bench_xapp_reports_throughput_latency_and_the_baseline_ratio(artifact, tmp_path, capsys):
     out = tmp_path / "bench_xapp.json"
     assert main(["bench", "xapp", "--artifact", str(artifact), "--rate", "80", "--duration", "2",
-                 "--ues-per-frame", "4", "--cameras", "2", "--out", str(out)]) == 0
+                 "--ues-per-frame", "4", "--cameras", "2", "--fps", "10", "--camera-size", "640x360",
+                 "--also", "frame_worker.conflate=false", "--out", str(out)]) == 0
     rep = json.loads(out.read_text())
-    for k in ("throughput_per_s", "p50_ms", "p99_ms", "p999_ms", "sent", "received", "lost", "ratio_vs_baseline"):
+    assert rep["format"] == "wmfm-bench-xapp/3" and rep["frame_size"] == [640, 360] and rep["fps"] == 10
+    for k in ("throughput_per_s", "p50_ms", "p99_ms", "p999_ms", "sent", "received", "lost", "fused_share",
+              "ratio_vs_baseline"):
         assert k in rep
-    for v in ("wmfm", "baseline"):
-        r = rep[v]
+    assert list(rep["variants"]) == ["wmfm", "wmfm frame_worker.conflate=false", "baseline"]
+    for r in rep["variants"].values():
         assert r["sent"] > 100 and r["received"] + r["lost"] == r["sent"] and r["exit_code"] == 0
         assert r["indications"] * 4 == r["sent"] and r["frames_sent"] >= 30      # 4 UEs per indication; 2 x 10 fps
         assert 0 < r["p50_ms"] <= r["p99_ms"] <= r["p999_ms"]
-        assert {"decode", "infer", "redis"} <= set(r["xapp"]["stages"])
+        assert {"decode", "frame_decode", "frame_embed", "infer", "redis"} <= set(r["xapp"]["stages"])
+        fr = r["frames"]
+        assert fr["received"] == r["frames_sent"] == fr["decoded"] + fr["superseded"]
+        assert set(fr["by_camera"]) == {"cam0", "cam1"} and fr["worker_cpu_ms_per_decoded"] > 0
+        assert 0 < r["cpu_s_per_1000_insights"] and r["fused_share"] > 0.5
     assert rep["lost"] == 0 and rep["received"] == rep["sent"]
-    assert rep["baseline"]["overrides"] == ["backend.name=torch", "batch.max_batch=1", "batch.reuse_frames=false"]
+    assert rep["variants"]["baseline"]["overrides"][-2:] == ["frame_worker.conflate=false", "frame_worker.nice=0"]
+    assert rep["variants"]["baseline"]["frames"]["superseded"] == 0
     assert out.with_suffix(".png").stat().st_size > 10_000
     assert "throughput ratio vs baseline" in capsys.readouterr().out
