@@ -10,7 +10,7 @@ DEMO   := .cache/demo
 CPU_RANDOM := .cache/cpu-random
 
 .PHONY: setup test test-all lint proto descriptor reference demo scale experiment-cpu bench-twin bench-model \
-        bench-xapp gpu-check clean
+        bench-decode bench-xapp gpu-check clean
 
 $(VENV)/.done: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -77,16 +77,26 @@ $(CPU_RANDOM)/manifest.json: $(VENV)/.done
 bench-model: $(CPU_RANDOM)/manifest.json
 	$(WMFM) bench model --artifact $(CPU_RANDOM) --threads 2 --quiet --out docs/results/bench/model.json
 
-# The committed xApp benchmark figures (docs/results/bench/, ~5 min): the service under load vs the naive baseline
-bench-xapp: bench-model
-	$(WMFM) bench xapp --artifact $(CPU_RANDOM) --rate 100 --duration 10 --ues-per-frame 1 --cameras 2 --quiet \
-	    --out docs/results/bench/xapp_100_per_s_1ue.json
-	$(WMFM) bench xapp --artifact $(CPU_RANDOM) --rate 100 --duration 10 --ues-per-frame 8 --cameras 2 --quiet \
-	    --out docs/results/bench/xapp_100_per_s_8ue.json
-	$(WMFM) bench xapp --artifact $(CPU_RANDOM) --rate 1000 --duration 10 --ues-per-frame 8 --cameras 4 --quiet \
-	    --out docs/results/bench/xapp_1000_per_s.json
+# Frame decode per camera resolution: OpenCV reduced (what the cache and the xApp run) vs OpenCV full, Pillow
+# draft and Pillow full, in one run (docs/results/bench/decode.*, ~1 min)
+bench-decode: $(CPU_RANDOM)/manifest.json
+	$(WMFM) bench decode --artifact $(CPU_RANDOM) --quiet --out docs/results/bench/decode.json
+
+# The committed xApp benchmark figures (docs/results/bench/, ~8 min): the service under load, 720p30 JPEG cameras,
+# vs the naive baseline (and, at max rate, without frame conflation) in the same run; then the frame worker's
+# cost per frame at 320x240 and 1920x1080
+bench-xapp: bench-model bench-decode
+	$(WMFM) bench xapp --artifact $(CPU_RANDOM) --rate 100 --duration 10 --ues-per-frame 1 --cameras 2 \
+	    --camera-size 1280x720 --fps 30 --quiet --out docs/results/bench/xapp_100_per_s_1ue.json
+	$(WMFM) bench xapp --artifact $(CPU_RANDOM) --rate 1000 --duration 10 --ues-per-frame 8 --cameras 4 \
+	    --camera-size 1280x720 --fps 30 --quiet --out docs/results/bench/xapp_1000_per_s.json
 	$(WMFM) bench xapp --artifact $(CPU_RANDOM) --max-rate --rate 2500 --duration 10 --ues-per-frame 8 --cameras 4 \
-	    --quiet --out docs/results/bench/xapp_max_rate.json
+	    --camera-size 1280x720 --fps 30 --also frame_worker.conflate=false --quiet \
+	    --out docs/results/bench/xapp_max_rate.json
+	$(WMFM) bench xapp --artifact $(CPU_RANDOM) --rate 100 --duration 10 --ues-per-frame 1 --cameras 2 \
+	    --camera-size 320x240 --fps 30 --no-baseline --quiet --out docs/results/bench/xapp_100_per_s_240p.json
+	$(WMFM) bench xapp --artifact $(CPU_RANDOM) --rate 100 --duration 10 --ues-per-frame 1 --cameras 2 \
+	    --camera-size 1920x1080 --fps 30 --no-baseline --quiet --out docs/results/bench/xapp_100_per_s_1080p.json
 
 # On a host with an NVIDIA GPU: parity + latency with torch CUDA, ONNX Runtime, TensorRT FP32/FP16, and the
 # `gpu`-marked tests (the TensorRT backend through the same tests as the others).

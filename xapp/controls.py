@@ -116,8 +116,9 @@ class FrameWorkerConfig:
     """The thread that decodes and embeds camera frames beside the CSI path (xapp/frames.py)."""
     conflate: bool = True                   # drop unread a queued frame that a newer one of the same camera
                                             # supersedes, unless a waiting report is nearer to it
-    nice: int = 10                          # Linux niceness of the worker thread (0: as the CSI path; up to 19):
-                                            # when every core is busy, the kernel runs CSI work first
+    nice: int = 0                           # Linux niceness of the worker thread (0: as the CSI path, up to 19: the
+                                            # kernel runs CSI work first when every core is busy; no gain measured
+                                            # on the 2-core host, docs/performance.md)
 
     def validate(self, where: str) -> None:
         check_range(self.nice, 0, 19, f"{where}.nice")

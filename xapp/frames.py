@@ -14,9 +14,8 @@ the loop at once (a deque, plus one byte on an inproc PAIR socket to wake the lo
 so CSI can pair with it while the worker is still embedding it; a batch that needs the
 embedding before it is done waits for it instead of computing it twice (Engine.prefetch).
 OpenCV and ONNX Runtime release the GIL, so the frame work runs beside the CSI path on another
-core; the thread also lowers its own CPU priority (`frame_worker.nice`) so that, on a host
-whose cores are all busy, the kernel runs CSI work first. Its CPU time is counted
-(`wmfm_frame_worker_cpu_seconds_total`).
+core; `frame_worker.nice` can lower the thread's CPU priority (the kernel then runs CSI work
+first when every core is busy). Its CPU time is counted (`wmfm_frame_worker_cpu_seconds_total`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 For each variant (wmfm: the configured backend, micro-batching, frame conflation and
 frame-embedding reuse; `--also` variants: the same with some controls changed; baseline: torch
-eager, batch 1, every UE embeds its frame again, every frame decoded, no priority) it starts a private
+eager, batch 1, every UE embeds its frame again, every frame decoded) it starts a private
 redis-server and the xApp (`python -m wmfm.xapp`, loopback endpoints) and replays a synthetic
 load into it (loadgen.py: cameras x UEs per frame at a rate, or as fast as the xApp takes
 them), read back by the replay's scorer: end-to-end latency = the insight read back from Redis
@@ -30,8 +30,7 @@ from ..probe import stage_table
 from ..replay import replay
 from ..spawn import XAppProcess
 
-BASELINE = ["backend.name=torch", "batch.max_batch=1", "batch.reuse_frames=false", "frame_worker.conflate=false",
-            "frame_worker.nice=0"]
+BASELINE = ["backend.name=torch", "batch.max_batch=1", "batch.reuse_frames=false", "frame_worker.conflate=false"]
 
 
 def run_variant(art: Artifact, rec, overrides: list[str], max_rate: bool, duration_s: float, count: int | None,

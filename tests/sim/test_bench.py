@@ -77,7 +77,7 @@ def test_bench_xapp_reports_throughput_latency_and_the_baseline_ratio(artifact, 
         assert set(fr["by_camera"]) == {"cam0", "cam1"} and fr["worker_cpu_ms_per_decoded"] > 0
         assert 0 < r["cpu_s_per_1000_insights"] and r["fused_share"] > 0.5
     assert rep["lost"] == 0 and rep["received"] == rep["sent"]
-    assert rep["variants"]["baseline"]["overrides"][-2:] == ["frame_worker.conflate=false", "frame_worker.nice=0"]
+    assert rep["variants"]["baseline"]["overrides"][-2:] == ["batch.reuse_frames=false", "frame_worker.conflate=false"]
     assert rep["variants"]["baseline"]["frames"]["superseded"] == 0
     assert out.with_suffix(".png").stat().st_size > 10_000
     assert "throughput ratio vs baseline" in capsys.readouterr().out
