@@ -166,7 +166,10 @@ class XApp:
 
     # --- the loop --------------------------------------------------------------------
     def _on_frames(self) -> None:
-        """Frames the worker has decoded (and is embedding): into the rings; they settle waiting reports."""
+        """Frames the worker has decoded (and is embedding): into the rings; they settle waiting reports.
+        Called whenever the worker has handed some over, also between messages and between batches: at
+        overload a turn reads hundreds of indications and runs many batches, and a report must meet
+        the frames decoded meanwhile."""
         now = time.time_ns()
         for frame in self.frames.take():
             for p in self.sync.add_frame(frame, now):
@@ -191,6 +194,8 @@ class XApp:
         n = 0
         for ind in self.indications.receive(limit):
             n += 1
+            if self.frames.frames:                  # a frame the worker decoded meanwhile pairs this report
+                self._on_frames()
             if ind is None:
                 continue
             try:
@@ -209,6 +214,8 @@ class XApp:
                 self.log.exception("batch failed", extra={"mdc": {"batch": len(batch)}})
                 continue
             self.sink.publish(insights)
+            if self.frames.frames:                  # frames decoded during the batch: into the rings now,
+                self._on_frames()                   # not after every due batch has run
 
     def _turn(self, force: bool = False) -> None:
         """Settle expired waits, run the batches that are due, retry buffered writes."""

@@ -734,3 +734,21 @@ def test_several_bs_per_world(tmp_path):
                 for f in os.listdir(scen / "wireless" / f"scene_{s}") if f.startswith("BS2_UE_"))
     assert cache["samples"] + cache["dropped_outside_fov"] + cache["dropped_no_path"] == total
     assert cache["samples"] > 0 and cache["dropped_outside_fov"] > 0, "BS 1's zone is behind BS 2's sector"
+
+
+def test_frames_at_a_street_cameras_size_cached_at_the_models(tmp_path):
+    """`--camera-size`: the scenario's frames at 1280x720 JPEG; the cache decodes them to its own size."""
+    from PIL import Image
+    from wmfm.sim import dataset
+
+    from wmfm.cli import main
+    assert main(["twin", "generate", "--out", str(tmp_path), "--name", "hd", "--scenes", "60", "--camera-size",
+                 "1280x720", "--ues", "fixed", "--quiet"]) == 0
+    frames = sorted((tmp_path / "hd" / "RGB_images").rglob("*.jpg"))
+    assert len(frames) == 60
+    with Image.open(frames[0]) as im:
+        assert (im.format, im.size) == ("JPEG", (1280, 720))
+    meta = dataset.build(tmp_path / "hd", tmp_path / "cache", image_size=(64, 64), progress=False, guard_s=0.2,
+                         allow_one_class=True)
+    assert meta["arrays"]["images"]["shape"][1:] == [64, 64, 3]
+    assert main(["twin", "generate", "--out", str(tmp_path), "--name", "x", "--camera-size", "1280", "--quiet"]) == 2
