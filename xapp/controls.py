@@ -86,8 +86,7 @@ class SyncConfig:
                                             # (one frame period at 10 fps: every CSI report has a frame)
     deadline_ms: float = 1.0                # wait at most this (after the CSI arrived) for a nearer, later frame
                                             # (only when one is due by then); more: fresher frames, more latency
-    frames_per_camera: int = 64             # ring buffer of recent frames per camera (2 s at 30 fps: a report
-                                            # that queued behind a burst still finds its frame)
+    frames_per_camera: int = 16             # ring buffer of recent frames per camera
 
     def validate(self, where: str) -> None:
         check_range(self.max_skew_ms, 0, 60_000, f"{where}.max_skew_ms")
