@@ -114,7 +114,8 @@ class BatchConfig:
 class FrameWorkerConfig:
     """The thread that decodes and embeds camera frames beside the CSI path (xapp/frames.py)."""
     conflate: bool = True                   # drop unread a queued frame that a newer one of the same camera
-                                            # supersedes, unless a waiting report is nearer to it
+                                            # supersedes, unless a report may still pair with it (one waiting
+                                            # and nearer to it, or one still to come)
     nice: int = 0                           # Linux niceness of the worker thread (0: as the CSI path, up to 19: the
                                             # kernel runs CSI work first when every core is busy; no gain measured
                                             # on the 2-core host, docs/performance.md)
