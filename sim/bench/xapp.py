@@ -23,6 +23,7 @@ import numpy as np
 from wmfm.xapp.redis_server import EmbeddedRedis
 
 from wmfm.artifact import Artifact
+from wmfm.config import ConfigError
 
 from .. import loadgen
 from ..player import ReplayConfig
@@ -173,9 +174,10 @@ def main(args) -> int:
     eps = None
     if args.indications or args.frames or args.redis:
         if not (args.indications and args.frames and args.redis):
-            from wmfm.config import ConfigError
             raise ConfigError("--indications, --frames and --redis: give all three to measure a running xApp")
         eps = {"indications": args.indications, "frames": args.frames, "redis": args.redis}
+        if args.also:
+            raise ConfigError("--also: variants run their own xApp; a running one (--indications) has its controls")
     rep = run(args.artifact, args.rate, args.max_rate, args.duration, args.ues_per_frame, args.cameras, args.fps,
               args.count, args.set, baseline=not args.no_baseline, endpoints=eps, progress=not args.quiet,
               camera_size=args.camera_size, also=args.also)
