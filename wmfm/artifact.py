@@ -2,8 +2,8 @@
 
 Written by `wmfm export` (wmfm.model.export), read by the inference backends and the xApp
 (wmfm.xapp.inference). It lives here, in the shared package, because `model` never imports
-`xapp`. Verifying an artifact needs neither torch nor onnx. An artifact
-whose frames were preprocessed by another method than this version's (wmfm.image) is refused.
+`xapp`. Verifying an artifact needs neither torch nor onnx. An artifact whose frames were
+preprocessed by another method than this version's (wmfm.image) is refused.
 
     ARTIFACT/
       manifest.json            schema, configs, preprocessing, graphs (I/O specs), parity, sha256 of every file
