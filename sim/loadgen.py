@@ -2,7 +2,7 @@
 the same scorer as a scenario replay.
 
 Load model: C cameras, camera c watching its own cell (00101:c+1) with U UEs. Each camera sends
-JPEG frames (1280x720 at quality 85 by default, ~110 KB each, as a 720p street camera) at `fps`,
+JPEG frames (1280x720 at quality 85 by default, ~80 KB each, as a 720p street camera) at `fps`,
 its first frame offset by 1/(fps C) from the previous camera's. Each cell sends one RIC
 indication with the CSI of its U UEs every U C / rate seconds (`rate` UE reports per second in
 total), staggered the same way. The CSI and the pictures are the artifact's held-out reference
