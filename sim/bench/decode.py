@@ -3,8 +3,7 @@
     opencv-reduced   wmfm.image.decode (what the cache and the xApp run): OpenCV decodes at the
                      smallest DCT scale (1/2, 1/4, 1/8) still >= the model input, then one area resize
     opencv-full      OpenCV at full size, then the same area resize (what the DCT scaling saves)
-    pillow-draft     Pillow's draft mode (its DCT scaling), then bilinear with antialiasing: the
-                     project's earlier path
+    pillow-draft     Pillow's draft mode (its DCT scaling), then bilinear with antialiasing
     pillow-full      Pillow at full size, then bilinear with antialiasing (a plain decode-and-resize)
 
 Frames: the load generator's (the artifact's reference pictures at the camera size with sensor
