@@ -86,7 +86,7 @@ def decode(data: bytes, size: tuple[int, int], head: Header | None = None) -> np
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED[k])
     if bgr is None:
         raise ValueError(f"{head.format} {head.width}x{head.height} does not decode")
-    return _to_model(bgr, size)
+    return cv2.cvtColor(resize(bgr, size), cv2.COLOR_BGR2RGB)
 
 
 def resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -95,7 +95,3 @@ def resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if rgb.shape[:2] == (h, w):
         return np.ascontiguousarray(rgb, dtype=np.uint8)
     return cv2.resize(np.ascontiguousarray(rgb, dtype=np.uint8), (w, h), interpolation=cv2.INTER_AREA)
-
-
-def _to_model(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    return cv2.cvtColor(resize(bgr, size), cv2.COLOR_BGR2RGB)

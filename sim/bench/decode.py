@@ -16,7 +16,6 @@ opencv-reduced (the same picture, within JPEG's own error). JSON + a PNG chart.
 from __future__ import annotations
 
 import io
-import json
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from wmfm import image
 from wmfm.artifact import Artifact
 
 from .. import loadgen
+from . import save
 
 SIZES = ((320, 240), (1280, 720), (1920, 1080))
 BASELINE = "pillow-full"
@@ -130,8 +130,5 @@ def main(args) -> int:
     rep = run(args.artifact, tuple(args.sizes), args.calls, args.rounds, progress=not args.quiet)
     print(table(rep))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(rep, indent=2))
-        png = plot(rep, args.out.with_suffix(".png"))
-        print(f"wrote {args.out} and {png}")
+        save(rep, args.out, plot)
     return 0

@@ -14,7 +14,6 @@ Writes JSON (`results`, `speedup_vs_torch_eager`, `parity`) and a bar chart next
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -24,6 +23,8 @@ import numpy as np
 from wmfm.xapp import inference
 
 from wmfm.artifact import Artifact
+
+from . import save
 
 COMPONENTS = ("csi", "image", "heads", "fused")
 BASELINE = "torch-eager"
@@ -178,8 +179,5 @@ def main(args) -> int:
                  progress=not args.quiet)
     print(table(report))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
-        png = plot(report, args.out.with_suffix(".png"))
-        print(f"wrote {args.out} and {png}")
+        save(report, args.out, plot)
     return 0

@@ -30,6 +30,7 @@ from ..player import ReplayConfig
 from ..probe import stage_table
 from ..replay import replay
 from ..spawn import XAppProcess
+from . import save
 
 BASELINE = ["backend.name=torch", "batch.max_batch=1", "batch.reuse_frames=false", "frame_worker.conflate=false"]
 
@@ -182,11 +183,8 @@ def main(args) -> int:
               args.count, args.set, baseline=not args.no_baseline, endpoints=eps, progress=not args.quiet,
               camera_size=args.camera_size, also=args.also)
     print(table(rep))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        png = plot(rep, args.out.with_suffix(".png"))
+    if args.out:                                   # the per-insight latencies (`_latency_ms`) only in the chart
         clean = rep | {"variants": {n: {k: x for k, x in v.items() if not k.startswith("_")}
                                     for n, v in rep["variants"].items()}}
-        args.out.write_text(json.dumps(clean, indent=2))
-        print(f"wrote {args.out} and {png}")
+        save(clean, args.out, lambda _, png: plot(rep, png))
     return 0
