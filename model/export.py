@@ -33,7 +33,7 @@ from torch import nn
 
 import wmfm
 from wmfm import image
-from wmfm.artifact import MANIFEST, SCHEMA, Artifact, ArtifactError, sha256
+from wmfm.artifact import DIGEST, MANIFEST, SCHEMA, Artifact, ArtifactError, seal, sha256
 from wmfm.cache import image_decoder
 from wmfm.cache import load as load_cache
 from wmfm.config import ConfigError
@@ -310,6 +310,7 @@ def _write(ckpt_path: Path, ckpt: dict, model: WMFM, heads: dict, held: dict, ou
         manifest = _manifest(ckpt, ckpt_path, model, heads, graphs, result, opset, max_batch, tmp)
         manifest["preprocessing"]["image"]["source_size"] = held["source_size"]
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        seal(tmp)
         tmp.chmod(0o755)                                  # mkdtemp makes it private
         if out.exists():
             shutil.rmtree(out)
@@ -354,5 +355,6 @@ def _manifest(ckpt, ckpt_path, model, heads, graphs, parity_res, opset, max_batc
         "graphs": graphs,
         "modes": {"fused": "heads_fused", "csi_only": "heads_csi"},
         "parity": parity_res,
-        "files": {p.name: sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST},
+        "files": {p.name: sha256(p) for p in sorted(folder.iterdir())
+                  if p.is_file() and p.name not in (MANIFEST, DIGEST)},
     }

@@ -252,6 +252,26 @@ def _register_bench(sub) -> None:
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=_bench_xapp)
 
+    k = bsub.add_parser("soak", help="the xApp under a steady load for a long time: memory and latency sampled "
+                                     "every interval (flat memory? steady p99?)")
+    k.add_argument("--artifact", type=Path, required=True, help="`wmfm export` output folder")
+    k.add_argument("--rate", type=float_range(0, 1_000_000, lo_open=True), default=1000.0,
+                   help="UE reports per second in total")
+    k.add_argument("--duration", type=float_range(10, 7 * 86400), default=3600.0, help="seconds of load")
+    k.add_argument("--interval", type=float_range(1, 3600), default=60.0, help="seconds between samples")
+    k.add_argument("--warmup", type=float_range(0, 86400), default=300.0,
+                   help="seconds left out of the memory slope (at most half the duration)")
+    k.add_argument("--ues-per-frame", type=int_range(1, 1024), default=8, help="UEs per camera (per indication)")
+    k.add_argument("--cameras", type=int_range(1, 64), default=2, help="cameras, one cell each")
+    k.add_argument("--fps", type=float_range(0, 240, lo_open=True), default=10.0,
+                   help="frames per second per camera")
+    k.add_argument("--camera-size", type=frame_size, default=(1280, 720), metavar="WxH",
+                   help="camera frame size (JPEG, quality 85)")
+    k.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="xApp control override")
+    k.add_argument("--out", type=Path, help="JSON report (a PNG of memory and p99 over time is written next to it)")
+    k.add_argument("--quiet", action="store_true", help="no progress bar")
+    k.set_defaults(func=_bench_soak)
+
 
 def _twin_generate(args) -> int:
     import dataclasses as dc
@@ -391,4 +411,9 @@ def _bench_decode(args) -> int:
 
 def _bench_xapp(args) -> int:
     from .bench.xapp import main
+    return main(args)
+
+
+def _bench_soak(args) -> int:
+    from .bench.soak import main
     return main(args)

@@ -7,6 +7,7 @@ preprocessed by another method than this version's (wmfm.image) is refused.
 
     ARTIFACT/
       manifest.json            schema, configs, preprocessing, graphs (I/O specs), parity, sha256 of every file
+      manifest.sha256          the manifest's own sha256 (`sha256sum -c manifest.sha256` checks it too)
       csi_encoder.onnx         csi [B, 2, A, K] f32 -> feature [B, Fc], embedding [B, E] (unit norm)
       image_encoder.onnx       image [B, 3, H, W] f32 in [0, 1] -> feature [B, Fi], embedding [B, E], tokens [B, T, E]
       heads_fused.onnx         csi_feature [B, Fc], csi_embedding [B, E], image_tokens [B, T, E]
@@ -31,6 +32,7 @@ from wmfm.image import DECODER
 
 SCHEMA = "wmfm-artifact/2"          # /2: image tokens, cross-attention fused heads
 MANIFEST = "manifest.json"
+DIGEST = "manifest.sha256"          # sha256sum format: "<hex>  manifest.json"
 ENCODERS = ("csi_encoder", "image_encoder")
 MODES = {"fused": "heads_fused", "csi_only": "heads_csi"}   # insight mode -> heads graph
 
@@ -49,6 +51,30 @@ def sha256(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def seal(root: str | Path) -> None:
+    """Write ROOT/manifest.sha256, the manifest's own digest (export; after a deliberate edit)."""
+    root = Path(root)
+    (root / DIGEST).write_text(f"{sha256(root / MANIFEST)}  {MANIFEST}\n")
+
+
+def _check_seal(root: Path) -> None:
+    """The manifest is the one that was exported: its sha256 is the one in manifest.sha256. The
+    manifest holds the hashes of every other file, so this makes the whole artifact checked."""
+    dpath, mpath = root / DIGEST, root / MANIFEST
+    try:
+        words = dpath.read_text().split()
+    except FileNotFoundError:
+        raise ArtifactError(f"{dpath}: missing: the manifest's own sha256 (export again)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{dpath}: not readable ({exc})") from None
+    if len(words) != 2 or words[1] != MANIFEST or len(words[0]) != 64:
+        raise ArtifactError(f"{dpath}: expected one line '<sha256>  {MANIFEST}'")
+    got = sha256(mpath)
+    if got != words[0]:
+        raise ArtifactError(f"{mpath}: sha256 mismatch ({DIGEST} {words[0][:12]}..., file {got[:12]}...): "
+                            "the manifest is not the one that was exported")
 
 
 @dataclass(frozen=True)
@@ -100,6 +126,8 @@ class Artifact:
         mpath = root / MANIFEST
         if not mpath.is_file():
             raise ArtifactError(f"{mpath}: manifest not found (is {root} a `wmfm export` output?)")
+        if verify:
+            _check_seal(root)
         try:
             manifest = json.loads(mpath.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -129,7 +157,8 @@ class Artifact:
         return art
 
     def verify(self) -> None:
-        """Every file listed in the manifest exists and has its recorded sha256."""
+        """Every file listed in the manifest exists and has its recorded sha256 (the manifest's own:
+        `load`)."""
         for rel, want in self.manifest["files"].items():
             p = self.root / rel
             if Path(rel).is_absolute() or ".." in Path(rel).parts:

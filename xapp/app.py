@@ -1,12 +1,14 @@
 """The xApp: start-up, the receive -> sync -> micro-batch -> infer -> Redis loop, and drain.
 
-    startup   controls (validated) -> artifact (hashes) -> backend (warmed) -> Redis -> sockets -> HTTP
+    startup   controls (validated) -> HTTP (alive, not ready) -> artifact (hashes) -> backend (warmed) -> Redis
+              -> sockets -> ready
     frames    a worker thread receives camera frames, drops the superseded ones, decodes and embeds the
               rest (frames.py)
     loop      one thread: poll the indications (and the worker's wake-up), decode, track SNs, pair
               with frames, run micro-batches, write insights (one pipeline per batch)
     drain     SIGTERM/SIGINT: stop reading, settle waiting reports, infer and write everything
-              in flight within `drain_s`, close, exit 0
+              in flight within `drain_s`, close, exit 0; insights Redis did not take by then are
+              lost: a CRITICAL line with their number, exit 3
 
 The online path goes one way, each stage counting its own metrics:
 
@@ -49,7 +51,9 @@ from .redis_server import EmbeddedRedis
 from .sink import RedisSink, connect
 from .status import StatusServer
 from .sync import FrameSync, SNTracker
-from .transport import Curve, Inbox, open_socket
+from .transport import Curve, Inbox, open_socket, preflight
+
+EXIT_LOST = 3           # the exit status when insights were lost at shutdown (Redis unreachable while draining)
 
 
 def redact(url: str) -> str:
@@ -99,6 +103,11 @@ class XApp:
         """Everything the loop needs; raises ConfigError/ArtifactError with one line on a bad config."""
         cfg, m = self.cfg, self.metrics
         try:
+            # first, so an address that cannot be used stops start-up before the model loads; alive (not
+            # ready) while it loads
+            self.status = StatusServer(cfg.http, self).start()
+            for name in ("indications", "frames"):
+                preflight(getattr(cfg, name), name, self.log)
             self.artifact = Artifact.load(cfg.artifact)
             self.backend = inference.from_controls(cfg.backend, self.artifact)
             self.backend.warmup((1, min(cfg.batch.max_batch, self.artifact.max_batch)))
@@ -125,7 +134,6 @@ class XApp:
             frames = Inbox("frames", self.socks["frames"], parse_frame, limits_frames, m, self.log)
             self.frames = FrameWorker(self.ctx, frames, self.engine, m, self.log, self.sync.needs,
                                       cfg.frame_worker.conflate, cfg.frame_worker.nice)
-            self.status = StatusServer(cfg.http.host, cfg.http.port, self).start()
         except BaseException:
             self.close()
             raise
@@ -135,7 +143,7 @@ class XApp:
         self.log.info("ready", extra={"mdc": {"model": self.artifact.version, "backend": self.backend.describe(),
                                               "endpoints": self.endpoints, "http_port": self.status.port,
                                               "redis": redact(self.redis_url),
-                                              "namespace": cfg.redis.namespace}})
+                                              "namespace": cfg.redis.namespace, "queues": self.queues()}})
         return self
 
     def _limits(self) -> tuple[Limits, Limits]:
@@ -143,7 +151,7 @@ class XApp:
         cfg = self.cfg
         mc = self.artifact.manifest["model_config"]
         pre = self.artifact.manifest["preprocessing"]["image"]
-        cams = {c: ((v.width, v.height) if v.width and v.height else None) for c, v in cfg.cameras.items()}
+        cams = {c: v.limit for c, v in cfg.cameras.items()}
         src = tuple(pre["source_size"]) if pre.get("source_size") else None
         return tuple(Limits(mc["n_ant"], mc["n_sc"], tuple(mc["image_size"]), src, cams,
                             getattr(cfg, s).max_message_bytes) for s in ("indications", "frames"))
@@ -162,7 +170,12 @@ class XApp:
         return {"config": to_dict(self.cfg), "model": self.artifact.version if self.artifact else None,
                 "backend": self.backend.describe() if self.backend else None, "endpoints": self.endpoints,
                 "redis": redact(self.redis_url), "namespace": self.cfg.redis.namespace,
-                "http_port": self.status.port if self.status else None}
+                "http_port": self.status.port if self.status else None, "queues": self.queues()}
+
+    def queues(self) -> dict:
+        """Per receive socket: the messages it queues per sender and the memory that can take."""
+        return {name: {"rcvhwm": s.hwm, "max_bytes_per_sender": (s.hwm + 1) * 2 * s.max_message_bytes}
+                for name, s in (("indications", self.cfg.indications), ("frames", self.cfg.frames))}
 
     # --- the loop --------------------------------------------------------------------
     def _on_frames(self) -> None:
@@ -184,8 +197,7 @@ class XApp:
         camera = self.cfg.camera_for(ind.cell)
         self.metrics.reports.inc(len(ind.reports))
         for r in ind.reports:
-            p = self.sync.add_report(r, camera, ind.received_ns)
-            if p is not None:
+            for p in self.sync.add_report(r, camera, ind.received_ns):
                 self.pending.add(p, time.time_ns())
 
     def _read_indications(self, limit: int) -> int:
@@ -209,9 +221,12 @@ class XApp:
         for batch in self.pending.take(force):
             try:
                 insights = self.engine.run(batch)
-            except Exception:  # noqa: BLE001 - a failing batch is dropped and counted, the loop goes on
-                self.metrics.dropped.labels("internal_error").inc(len(batch))
-                self.log.exception("batch failed", extra={"mdc": {"batch": len(batch)}})
+            except Exception as exc:  # noqa: BLE001 - a failing batch is dropped and counted, the loop goes on
+                self.metrics.dropped.labels("inference_error").inc(len(batch))
+                self.metrics.batch_failures.labels(type(exc).__name__).inc()
+                self.log.error("batch failed: its UE reports are dropped", exc_info=True,
+                               extra={"mdc": {"batch": len(batch), "error": f"{type(exc).__name__}: {exc}"[:500],
+                                              "ues": [f"{p.report.ran_name}:{p.report.ue_id}" for p in batch[:8]]}})
                 continue
             self.sink.publish(insights)
             if self.frames.frames:                  # frames decoded during the batch: into the rings now,
@@ -239,7 +254,7 @@ class XApp:
         return max(0.0, min(waits))
 
     def run(self) -> int:
-        """The loop, until stop(); then drain. Returns the exit status (0).
+        """The loop, until stop(); then drain. Returns the exit status (0, or EXIT_LOST).
 
         Back-pressure: a turn reads a bounded number of indications, fewer while many UEs wait
         (Batcher.room), so a burst waits in the ZeroMQ queue (and, past RCVHWM, blocks PUSH
@@ -278,7 +293,13 @@ class XApp:
             self.sink.retry_at = min(self.sink.retry_at, time.monotonic())
             if not self.sink.flush():
                 time.sleep(0.05)
-        self.log.info("drained", extra={"mdc": {"written": self.sink.written, "unwritten": len(self.sink.buffer)}})
+        lost = len(self.sink.buffer)
+        self.log.info("drained", extra={"mdc": {"written": self.sink.written, "unwritten": lost}})
+        if lost:
+            self.log.critical(f"{lost} insights lost at shutdown: Redis did not take them within drain_s",
+                              extra={"mdc": {"lost": lost, "redis": redact(self.redis_url),
+                                             "drain_s": self.cfg.drain_s}})
+            return EXIT_LOST
         return 0
 
     # --- lifecycle -------------------------------------------------------------------

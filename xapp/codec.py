@@ -14,7 +14,9 @@ Reasons (the `reason` label of `wmfm_decode_errors_total`):
     nonfinite    NaN or Inf in the CSI
     camera       unknown camera id
     image        the picture does not decode, or is not the declared encoding (read from its header)
-    image_size   the picture is not the declared (or configured) size (read from its header)
+    image_size   the picture is not the declared (or configured) size (read from its header), or has
+                 more pixels than the camera's budget
+    multipart    a multipart ZeroMQ message (every message is one part; all its parts are dropped)
 
 Encoding (used by the replay simulator and the load generator) builds the same messages.
 """
@@ -36,7 +38,7 @@ from .records import CSIReport, Frame, FrameMessage, Indication, Insight
 
 SM_NAME, SM_VERSION = "WMFM-CSI", "1.0"
 REASONS = ("parse", "oversize", "range", "sm_version", "shape", "dtype", "length", "nonfinite", "camera", "image",
-           "image_size")
+           "image_size", "multipart")
 _NAME = re.compile(r"[A-Za-z0-9._:\-]{1,150}")
 _PLMN = re.compile(r"[0-9]{5,6}")
 MAX_PIXELS = 4096 * 4096
@@ -80,8 +82,8 @@ class Limits:
     n_sc: int                           # subcarriers
     image_size: tuple[int, int]         # (H, W) the model takes
     source_size: tuple[int, int] | None = None   # (H, W) the training cache held (resize chain), or None
-    cameras: dict | None = None         # camera_id -> (width, height) expected, or None for any size;
-                                        # None: any camera id is accepted
+    cameras: dict | None = None         # camera_id -> (width, height) expected, or the most pixels of a frame
+                                        # of any size (None: MAX_PIXELS); None: any camera id is accepted
     max_message_bytes: int = 4 << 20
     max_reports: int = 256
     max_clock_offset_ns: int = 3600 * 10**9   # source timestamps further than this from arrival are rejected
@@ -170,7 +172,10 @@ def parse_frame(buf: bytes, lim: Limits, received_ns: int) -> FrameMessage:
     _range(16 <= m.width <= 8192 and 16 <= m.height <= 8192 and m.width * m.height <= MAX_PIXELS,
            f"size {m.width}x{m.height} (16..8192 each, at most {MAX_PIXELS} pixels)")
     want = lim.cameras.get(m.camera_id) if lim.cameras else None
-    if want is not None and tuple(want) != (m.width, m.height):
+    if isinstance(want, int) and m.width * m.height > want:
+        raise DecodeError("image_size", f"camera {m.camera_id}: {m.width}x{m.height} is more than its "
+                                        f"{want} pixels")
+    if isinstance(want, tuple) and want != (m.width, m.height):
         raise DecodeError("image_size", f"camera {m.camera_id}: {m.width}x{m.height}, configured "
                                         f"{want[0]}x{want[1]}")
     enc = _ENCODINGS.get(m.encoding)

@@ -45,13 +45,25 @@ class SocketConfig:
     endpoint: str = "tcp://127.0.0.1:5560"  # tcp://host:port (port * = a free one), ipc://path or inproc://name
     mode: Literal["bind", "connect"] = "bind"   # bind: senders connect to the xApp; connect: it connects to them
     pattern: Literal["pull", "sub"] = "pull"    # pull (from PUSH senders) or sub (from a PUB, e.g. a camera gateway)
-    rcvhwm: int = 10000                     # messages queued in the socket before senders block/drop
-    max_message_bytes: int = 4 << 20        # larger messages are counted ("oversize") and dropped
+    rcvhwm: int = 10000                     # messages queued per sender before it blocks (PUSH) or drops (PUB);
+                                            # lowered to fit queue_bytes
+    max_message_bytes: int = 4 << 20        # larger messages are counted ("oversize") and dropped (more than
+                                            # twice as large: cut by ZeroMQ, which drops the sender's connection)
+    queue_bytes: int = 256 << 20            # memory the socket may queue per sender: it holds at most
+                                            # queue_bytes // (2 x max_message_bytes) messages (and rcvhwm)
 
     def validate(self, where: str) -> None:
         check_endpoint(self.endpoint, f"{where}.endpoint")
         check_range(self.rcvhwm, 1, 10_000_000, f"{where}.rcvhwm")
         check(1024 <= self.max_message_bytes <= 256 << 20, f"{where}.max_message_bytes", "must be in [1 KiB, 256 MiB]")
+        check(2 * self.max_message_bytes <= self.queue_bytes <= 64 << 30, f"{where}.queue_bytes",
+              f"must hold one message of up to twice max_message_bytes ({2 * self.max_message_bytes}) and be at "
+              f"most 64 GiB, got {self.queue_bytes}")
+
+    @property
+    def hwm(self) -> int:
+        """Messages the socket queues per sender: rcvhwm, fewer when queue_bytes says so."""
+        return min(self.rcvhwm, self.queue_bytes // (2 * self.max_message_bytes))
 
 
 @dataclass(frozen=True)
@@ -73,10 +85,18 @@ class CameraConfig:
     cells: tuple[str, ...] = ()             # "<plmn>:<nr_cell_id>" cells this camera sees; () = every cell
     width: int = 0                          # expected frame width; 0 = any (with height 0)
     height: int = 0                         # expected frame height; 0 = any (with width 0)
+    max_pixels: int = 3840 * 2160           # with width/height 0: frames of more pixels are refused from the
+                                            # message, before decoding ("image_size"; a 4096x4096 PNG takes ~0.2 s)
 
     def validate(self, where: str) -> None:
         check((self.width == 0) == (self.height == 0) and 0 <= self.width <= 16384 and 0 <= self.height <= 16384,
               where, f"width and height: both 0 (any size) or both in 1-16384, got {self.width}x{self.height}")
+        check_range(self.max_pixels, 256, 8192 * 8192, f"{where}.max_pixels")
+
+    @property
+    def limit(self) -> tuple[int, int] | int:
+        """What the codec checks a frame's header against: (width, height), or the pixel budget."""
+        return (self.width, self.height) if self.width and self.height else self.max_pixels
 
 
 @dataclass(frozen=True)
@@ -181,10 +201,17 @@ class HttpConfig:
     """The HTTP surface: health, config and Prometheus metrics (/ric/v1/...)."""
     host: str = "0.0.0.0"                   # address the HTTP surface listens on
     port: int = 8080                        # 0 = a free port (tests)
+    timeout_s: float = 5.0                  # a connection idle or slow this long (reading a request or writing
+                                            # the answer) is closed
+    max_connections: int = 32               # connections served at once; more are closed unanswered (counted)
+    backlog: int = 128                      # connections the kernel queues before they are accepted
 
     def validate(self, where: str) -> None:
         check(bool(self.host), f"{where}.host", "must not be empty")
         check_range(self.port, 0, 65535, f"{where}.port")
+        check_range(self.timeout_s, 0.1, 600, f"{where}.timeout_s")
+        check_range(self.max_connections, 1, 10_000, f"{where}.max_connections")
+        check_range(self.backlog, 1, 65535, f"{where}.backlog")
 
 
 @dataclass(frozen=True)

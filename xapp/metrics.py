@@ -23,7 +23,11 @@ class Metrics:
                             ["result"], registry=r)
         self.skipped = Counter("wmfm_skipped", "indications left to another instance, by reason (other_cell)",
                                ["reason"], registry=r)
-        self.dropped = Counter("wmfm_dropped", "UE reports dropped after decoding, by reason", ["reason"], registry=r)
+        self.dropped = Counter("wmfm_dropped", "UE reports dropped after decoding, by reason: queue_full, "
+                               "inference_error (their batch failed), internal_error (a handler failed)",
+                               ["reason"], registry=r)
+        self.batch_failures = Counter("wmfm_batch_failures", "inference batches that failed, by exception type "
+                                      "(their UE reports are counted in wmfm_dropped_total)", ["error"], registry=r)
         self.insights = Counter("wmfm_insights", "insights produced, by mode", ["mode"], registry=r)
         self.batch = Histogram("wmfm_batch_size", "UEs per inference batch", registry=r,
                                buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
@@ -46,6 +50,9 @@ class Metrics:
         self.redis_dropped = Counter("wmfm_redis_dropped", "insights dropped because the buffer was full", registry=r)
         self.redis_buffer = Gauge("wmfm_redis_buffer_depth", "insights waiting for Redis", registry=r)
         self.queue = Gauge("wmfm_queue_depth", "UE reports waiting for inference", registry=r)
+        self.http = Counter("wmfm_http_connections", "HTTP connections by result: served (a GET answered), refused "
+                            "(http.max_connections busy: closed unanswered), error (the client went away, timed "
+                            "out or sent junk)", ["result"], registry=r)
         self.waiting = Gauge("wmfm_sync_waiting", "UE reports waiting for a camera frame", registry=r)
         ProcessCollector(registry=r)        # process_cpu_seconds_total, process_resident_memory_bytes, ...
 

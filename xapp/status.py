@@ -5,6 +5,11 @@
                                bound and Redis answers; 503 with the reasons otherwise
     GET /ric/v1/config         the effective configuration and the model/backend in use (JSON)
     GET /ric/v1/metrics        Prometheus text format
+
+Bounded: a connection idle or slow for `http.timeout_s` is closed, at most `http.max_connections`
+are served at once (more are closed unanswered), the kernel queues `http.backlog` more. Clients
+that go away, time out or send junk are counted (`wmfm_http_connections_total{result}`), never
+logged with a traceback.
 """
 
 from __future__ import annotations
@@ -17,13 +22,50 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from wmfm.config import ConfigError
 
+from .controls import HttpConfig
+
+
+class _Server(ThreadingHTTPServer):
+    """A thread per connection, at most `max_connections` at once (more are closed unanswered);
+    a client that goes away or sends junk is counted, never a traceback in the log."""
+
+    daemon_threads = True
+
+    def __init__(self, cfg: HttpConfig, handler, counter):
+        self.request_queue_size = cfg.backlog               # listen() backlog (socketserver's default: 5)
+        self.max_connections, self.counter = cfg.max_connections, counter
+        self.active = threading.BoundedSemaphore(cfg.max_connections)
+        super().__init__((cfg.host, cfg.port), handler)
+
+    def process_request(self, request, client_address):
+        if not self.active.acquire(blocking=False):
+            self.counter.labels("refused").inc()
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:                               # no thread started: give the slot back
+            self.active.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.active.release()
+
+    def handle_error(self, request, client_address):
+        self.counter.labels("error").inc()                  # reset, broken pipe, timeout while answering
+
 
 class StatusServer:
-    def __init__(self, host: str, port: int, app):
+    def __init__(self, cfg: HttpConfig, app):
         self.app = app
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = cfg.timeout_s                          # socket timeout: an idle or slow client is closed
+
             def do_GET(self):  # noqa: N802 - http.server's name
                 code, ctype, body = outer.route(self.path.split("?")[0])
                 self.send_response(code)
@@ -31,15 +73,19 @@ class StatusServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+                app.metrics.http.labels("served").inc()
+
+            def log_error(self, *args):                 # a timeout, a malformed request, another method
+                app.metrics.http.labels("error").inc()
 
             def log_message(self, *args):              # no access log on stderr
                 pass
 
         try:
-            self.httpd = ThreadingHTTPServer((host, port), Handler)
+            self.httpd = _Server(cfg, Handler, app.metrics.http)
         except OSError as exc:                      # in use, no such address, a host that does not resolve
-            raise ConfigError(f"controls.http: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
-        self.httpd.daemon_threads = True
+            raise ConfigError(f"controls.http: cannot listen on {cfg.host}:{cfg.port} "
+                              f"({exc.strerror or exc})") from None
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="wmfm-http", daemon=True)
 

@@ -7,7 +7,9 @@ report pairs with the frame nearest in time within `max_skew_ms`:
   newest one, or would arrive only after the deadline (waiting could not help);
 - otherwise the report waits for a later frame, at most `deadline_ms` after it arrived, and then
   takes the best frame within the skew, or none (mode csi_only);
-- a camera that has sent nothing for a while (stalled) does not make reports wait at all.
+- a camera that has sent nothing for a while (stalled) does not make reports wait at all;
+- a UE's reports leave in the order they came: its next report releases one still waiting (it
+  pairs with the best frame there is then), so the insight stream keeps each UE's order.
 
 SNTracker follows the 16-bit RIC indication SN per stream (E2 node + subscription):
 gaps (lost indications), duplicates (dropped) and out-of-order arrivals (kept, counted).
@@ -128,6 +130,10 @@ class _Camera:
         return best
 
 
+def _ue(r: CSIReport) -> tuple[str, int]:
+    return r.ran_name, r.ue_id
+
+
 class FrameSync:
     def __init__(self, cfg: SyncConfig, cameras: list[str], start_ns: int | None = None, metrics=None):
         self.skew_ns = int(cfg.max_skew_ms * 1e6)
@@ -136,6 +142,7 @@ class FrameSync:
         self.cams = {c: _Camera(cfg.frames_per_camera, start) for c in cameras}
         self.metrics = metrics
         self.lock = threading.Lock()        # the waiting lists: the loop changes them, the frame worker reads them
+        self.waiting_ue: dict[tuple[str, int], tuple[_Camera, CSIReport]] = {}   # (RAN, UE) -> its waiting report
 
     def _decided(self, pairs: list[Pairing], now_ns: int, waited: bool = True) -> list[Pairing]:
         """Count the pairings decided now (result, time the report waited) and, when they came off
@@ -159,6 +166,7 @@ class FrameSync:
             for r in cam.pending:
                 if frame.t_ns >= r.t_ns:               # no later frame can be nearer
                     out.append(Pairing(r, cam.nearest(r.t_ns, self.skew_ns)))
+                    self.waiting_ue.pop(_ue(r), None)
                 else:
                     keep.append(r)
             cam.pending = keep
@@ -169,19 +177,32 @@ class FrameSync:
         period = cam.period or 1e8
         return now_ns - cam.last_received_ns > max(5 * period, self.skew_ns + self.deadline_ns, STALL_MIN_NS)
 
-    def add_report(self, report: CSIReport, camera_id: str | None, now_ns: int) -> Pairing | None:
-        """A Pairing when it can be decided now, else None (it waits; see `expire`)."""
+    def add_report(self, report: CSIReport, camera_id: str | None, now_ns: int) -> list[Pairing]:
+        """The pairings decided now, in order: the UE's earlier report if it was still waiting (the
+        UE's order is kept), then this one if it can be decided now (else it waits; see `expire`)."""
         cam = self.cams.get(camera_id) if camera_id is not None else None
         if cam is not None and report.t_ns > cam.latest_report_ns:
             cam.latest_report_ns = report.t_ns
+        out = self._release(_ue(report), now_ns)
         if self._decide_now(report, cam, now_ns):
-            return self._decided([Pairing(report, cam.nearest(report.t_ns, self.skew_ns) if cam else None)],
-                                 now_ns, waited=False)[0]
+            return out + self._decided([Pairing(report, cam.nearest(report.t_ns, self.skew_ns) if cam else None)],
+                                       now_ns, waited=False)
         with self.lock:
             cam.pending.append(report)
+        self.waiting_ue[_ue(report)] = (cam, report)
         if self.metrics is not None:
             self.metrics.waiting.set(self.pending())
-        return None
+        return out
+
+    def _release(self, ue: tuple[str, int], now_ns: int) -> list[Pairing]:
+        """The UE's waiting report, decided now with the best frame there is, or []."""
+        entry = self.waiting_ue.pop(ue, None)
+        if entry is None:
+            return []
+        cam, r = entry
+        with self.lock:
+            cam.pending = deque(x for x in cam.pending if x is not r)
+        return self._decided([Pairing(r, cam.nearest(r.t_ns, self.skew_ns))], now_ns)
 
     def _decide_now(self, report: CSIReport, cam: _Camera | None, now_ns: int) -> bool:
         if cam is None or self.deadline_ns == 0 or self._stalled(cam, now_ns):
@@ -210,6 +231,7 @@ class FrameSync:
             for cam in self.cams.values():
                 while cam.pending and now_ns - cam.pending[0].received_ns >= self.deadline_ns:
                     r = cam.pending.popleft()
+                    self.waiting_ue.pop(_ue(r), None)
                     out.append(Pairing(r, cam.nearest(r.t_ns, self.skew_ns)))
         return self._decided(out, now_ns) if out else out
 
@@ -242,4 +264,5 @@ class FrameSync:
             for cam in self.cams.values():
                 out += [Pairing(r, cam.nearest(r.t_ns, self.skew_ns)) for r in cam.pending]
                 cam.pending.clear()
+            self.waiting_ue.clear()
         return self._decided(out, time.time_ns())

@@ -1,9 +1,13 @@
 """ZeroMQ receive sockets: PULL or SUB, bind or connect, with the limits set on purpose, and
 the Inbox that turns what arrives on one into typed records.
 
-- RCVHWM: messages queued per socket before the sender blocks (PUSH) or drops (PUB).
 - MAXMSGSIZE: twice the codec's limit, so a merely oversized message reaches the codec and is
   counted ("oversize"), while a grossly oversized one is cut at the socket (peer disconnected).
+- RCVHWM: messages queued per sender before it blocks (PUSH) or drops (PUB): `rcvhwm`, lowered
+  so that they fit `queue_bytes` at the largest size MAXMSGSIZE lets in. The memory a socket can
+  hold is then at most senders x (RCVHWM + 1) x MAXMSGSIZE (the +1: the message being received).
+- Multipart messages are refused: each message is one part; a multipart one is counted
+  ("multipart") and all its parts dropped, so no part is ever taken for a message of its own.
 - LINGER 0: closing never waits for undelivered messages (we only receive).
 - CURVE (optional, bind mode): the xApp is the CURVE server with its secret key; a ZAP
   handler admits only clients whose public key is in the allow-list folder: a sender not on
@@ -55,10 +59,30 @@ class Curve:
         self.auth.stop()
 
 
+def preflight(cfg: SocketConfig, where: str, log) -> None:
+    """Before the model loads: a tcp host that does not resolve stops start-up in bind mode (one line
+    naming the field); in connect mode it is a warning (ZeroMQ keeps retrying, and the name may
+    appear later, as a Kubernetes Service's does)."""
+    import socket
+    if not cfg.endpoint.startswith("tcp://"):
+        return
+    host = cfg.endpoint[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
+    if host == "*":
+        return
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError) as exc:
+        if cfg.mode == "bind":
+            raise ConfigError(f"controls.{where}.endpoint: cannot bind {cfg.endpoint}: {host!r} does not resolve "
+                              f"({exc})") from None
+        log.warning("endpoint host does not resolve yet: ZeroMQ keeps trying",
+                    extra={"mdc": {"socket": where, "endpoint": cfg.endpoint, "error": str(exc)}})
+
+
 def open_socket(ctx: zmq.Context, cfg: SocketConfig, curve: Curve | None, where: str) -> tuple[zmq.Socket, str]:
     """(socket, the endpoint it really uses: a bound "tcp://host:*" resolves to the chosen port)."""
     sock = ctx.socket(zmq.PULL if cfg.pattern == "pull" else zmq.SUB)
-    sock.setsockopt(zmq.RCVHWM, cfg.rcvhwm)
+    sock.setsockopt(zmq.RCVHWM, cfg.hwm)
     sock.setsockopt(zmq.MAXMSGSIZE, 2 * cfg.max_message_bytes)
     sock.setsockopt(zmq.LINGER, 0)
     if cfg.pattern == "sub":
@@ -99,7 +123,22 @@ class Inbox:
             except zmq.Again:
                 return
             self.metrics.messages.labels(self.name).inc()
+            if self.sock.rcvmore:
+                yield self._multipart()
+                continue
             yield self.parse(buf, time.time_ns())
+
+    def _multipart(self) -> None:
+        """Drop the rest of a multipart message (its parts arrive together: ZeroMQ delivers all or
+        none) and count it once."""
+        parts = 1
+        while self.sock.rcvmore:
+            self.sock.recv(copy=True)
+            parts += 1
+        self.metrics.decode_errors.labels(self.name, "multipart").inc()
+        self.log.debug("message dropped", extra={"mdc": {"socket": self.name, "reason": "multipart",
+                                                         "detail": f"{parts} parts"}})
+        return None
 
     def parse(self, buf: bytes, now_ns: int):
         return self.apply("decode", self.decode, buf, self.limits, now_ns)

@@ -13,7 +13,7 @@ from wmfm.model.fp16 import to_mixed_fp16
 from wmfm.xapp import inference
 
 from wmfm import image
-from wmfm.artifact import SCHEMA, Artifact, ArtifactError, sha256
+from wmfm.artifact import SCHEMA, Artifact, ArtifactError, seal, sha256
 from wmfm.cli import main
 
 
@@ -69,25 +69,49 @@ def test_tampered_missing_or_foreign_artifacts_are_refused(artifact, tmp_path, c
     with pytest.raises(ArtifactError, match=r"model.pt: missing"):
         Artifact.load(art)
 
-    art = _copy(artifact, tmp_path / "c")
+    art = _copy(artifact, tmp_path / "c")                  # deliberate edits, sealed again: the checks inside
     m = json.loads((art / "manifest.json").read_text())
-    (art / "manifest.json").write_text(json.dumps(m | {"schema": "wmfm-artifact/0"}))
+
+    def edit(text: str) -> None:
+        (art / "manifest.json").write_text(text)
+        seal(art)
+    edit(json.dumps(m | {"schema": "wmfm-artifact/0"}))
     with pytest.raises(ArtifactError, match="schema: expected 'wmfm-artifact/2', got 'wmfm-artifact/0'"):
         Artifact.load(art)
     old = json.loads(json.dumps(m))
     old["preprocessing"]["image"].pop("decoder")              # frames of an earlier preprocessing
-    (art / "manifest.json").write_text(json.dumps(old))
+    edit(json.dumps(old))
     with pytest.raises(ArtifactError, match="preprocessing.image.decoder: .* decoded by an unrecorded method"):
         Artifact.load(art)
     del m["files"]["heads_csi.onnx"]
-    (art / "manifest.json").write_text(json.dumps(m))
+    edit(json.dumps(m))
     with pytest.raises(ArtifactError, match="heads_csi.onnx is not listed in files"):
         Artifact.load(art)
-    (art / "manifest.json").write_text("{not json")
+    edit("{not json")
     with pytest.raises(ArtifactError, match="not readable JSON"):
         Artifact.load(art)
     with pytest.raises(ArtifactError, match="manifest not found"):
         Artifact.load(tmp_path / "nowhere")
+
+
+def test_the_manifest_itself_is_checked_one_flipped_bit_is_refused(artifact, tmp_path, capsys):
+    """The manifest carries the hashes of every other file; manifest.sha256 carries its own, in
+    sha256sum's format. One bit of `model_config.n_sc` (64 -> 65) would start an xApp that refuses
+    every valid indication as `shape`: the loader refuses the artifact instead, in one line."""
+    import subprocess
+    art = _copy(artifact, tmp_path / "a")
+    assert subprocess.run(["sha256sum", "--check", "--quiet", "manifest.sha256"], cwd=art).returncode == 0
+    text = (art / "manifest.json").read_text()
+    assert '"n_sc": 64' in text
+    (art / "manifest.json").write_text(text.replace('"n_sc": 64', '"n_sc": 65', 1))   # '4' -> '5': one bit
+    with pytest.raises(ArtifactError, match=r"manifest.json: sha256 mismatch \(manifest.sha256 "):
+        Artifact.load(art)
+    assert main(["xapp", "--artifact", str(art), "--set", "http.port=0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "manifest.json: sha256 mismatch" in err[0], err
+    (art / "manifest.sha256").unlink()
+    with pytest.raises(ArtifactError, match=r"manifest.sha256: missing"):
+        Artifact.load(art)
 
 
 def test_a_checkpoint_exports_with_parity_on_the_test_split_of_its_cache(artifact, twin_cache, tmp_path):

@@ -27,11 +27,11 @@ def test_only_frames_that_can_still_pair_are_decoded():
         burst = [msg("cam0", 100), msg("cam1", 100), msg("cam0", 133), msg("cam0", 166), msg("cam1", 133)]
         assert worker.select(burst) == burst                      # no report seen yet: any frame may pair
         assert (superseded(m, "cam0"), superseded(m, "cam1")) == (0, 0)
-        for cam in ("cam0", "cam1"):                              # reports at 170 ms: later ones come after
-            assert sync.add_report(rep(170), cam, 170 * MS) is None
+        for ue, cam in ((1, "cam0"), (3, "cam1")):               # reports at 170 ms: later ones come after
+            assert sync.add_report(rep(170, ue=ue), cam, 170 * MS) == []
         assert worker.select(burst) == [burst[3], burst[4]]       # the newest of each camera, in arrival order
         assert (superseded(m, "cam0"), superseded(m, "cam1")) == (2, 1)
-        assert sync.add_report(rep(128, ue=2), "cam0", 171 * MS) is None   # a late report: 133 ms is its nearest
+        assert sync.add_report(rep(128, ue=2), "cam0", 171 * MS) == []   # a late report: 133 ms is its nearest
         assert worker.select(burst) == [burst[2], burst[3], burst[4]]
         assert (superseded(m, "cam0"), superseded(m, "cam1")) == (3, 2)
         assert worker.select(burst[:1]) == burst[:1]
