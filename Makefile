@@ -10,7 +10,7 @@ DEMO   := .cache/demo
 CPU_RANDOM := .cache/cpu-random
 
 .PHONY: setup test test-all lint proto descriptor reference demo scale experiment-cpu bench-twin bench-model \
-        bench-decode bench-xapp gpu-check clean
+        bench-decode bench-xapp bench-queue soak gpu-check clean
 
 $(VENV)/.done: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -70,17 +70,26 @@ experiment-cpu: setup
 bench-twin: setup
 	$(WMFM) bench twin --scenes 2000 --out .cache/bench_twin.json
 
-$(CPU_RANDOM)/manifest.json: $(VENV)/.done
+$(CPU_RANDOM)/manifest.sha256: $(VENV)/.done
 	$(WMFM) export --random-init --preset cpu --fp16 --overwrite --out $(CPU_RANDOM)
 
 # Backends vs torch eager on the `cpu` preset's model size (batch-1 p50/p99 >= 1000 calls, batch 8/32)
-bench-model: $(CPU_RANDOM)/manifest.json
+bench-model: $(CPU_RANDOM)/manifest.sha256
 	$(WMFM) bench model --artifact $(CPU_RANDOM) --threads 2 --quiet --out docs/results/bench/model.json
 
 # Frame decode per camera resolution: OpenCV reduced (what the cache and the xApp run) vs OpenCV full, Pillow
 # draft and Pillow full, in one run (docs/results/bench/decode.*, ~1 min)
-bench-decode: $(CPU_RANDOM)/manifest.json
+bench-decode: $(CPU_RANDOM)/manifest.sha256
 	$(WMFM) bench decode --artifact $(CPU_RANDOM) --quiet --out docs/results/bench/decode.json
+
+# The memory one xApp receive socket can hold per setting, filled with nobody reading (docs/results/bench/queue.*)
+bench-queue: setup
+	$(WMFM) bench queue --out docs/results/bench/queue.json
+
+# One hour at 1000 UE/s (two 720p JPEG cameras at 10 fps): the xApp's memory and p99 every minute
+# (docs/results/soak/; 61 min)
+soak: $(CPU_RANDOM)/manifest.sha256
+	$(WMFM) bench soak --artifact $(CPU_RANDOM) --rate 1000 --duration 3600 --quiet --out docs/results/soak/soak.json
 
 # The committed xApp benchmark figures (docs/results/bench/, ~8 min): the service under load, 720p30 JPEG cameras,
 # vs the naive baseline (and, at max rate, without frame conflation) in the same run; then the frame worker's

@@ -252,6 +252,13 @@ def _register_bench(sub) -> None:
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=_bench_xapp)
 
+    q = bsub.add_parser("queue", help="the memory one receive socket can hold per setting: filled by senders, "
+                                      "nobody reading, against the bound its controls give")
+    q.add_argument("--senders", type=int_range(1, 64), nargs="+", default=[1, 2], help="sender counts to try")
+    q.add_argument("--cap", type=int_range(1, 100_000), default=120, help="messages per sender at most")
+    q.add_argument("--out", type=Path, help="JSON report (a PNG chart is written next to it)")
+    q.set_defaults(func=_bench_queue)
+
     k = bsub.add_parser("soak", help="the xApp under a steady load for a long time: memory and latency sampled "
                                      "every interval (flat memory? steady p99?)")
     k.add_argument("--artifact", type=Path, required=True, help="`wmfm export` output folder")
@@ -411,6 +418,11 @@ def _bench_decode(args) -> int:
 
 def _bench_xapp(args) -> int:
     from .bench.xapp import main
+    return main(args)
+
+
+def _bench_queue(args) -> int:
+    from .bench.queue import main
     return main(args)
 
 

@@ -48,6 +48,21 @@ def one_line(capsys, prog: str, want: str) -> None:
     (["xapp", "--set", "sync.deadline_ms=Infinity"], "wmfm xapp",
      "controls.sync.deadline_ms: expected a finite number, got inf"),
     (["xapp", "--set", "drain_s=1e9"], "wmfm xapp", "controls.drain_s: must be in [0, 3600]"),
+    (["xapp", "--set", "drain_s=Infinity"], "wmfm xapp", "controls.drain_s: expected a finite number, got inf"),
+    (["xapp", "--set", "sync.max_skew_ms=-Infinity"], "wmfm xapp",
+     "controls.sync.max_skew_ms: expected a finite number, got -inf"),
+    (["xapp", "--set", "http.port=-1"], "wmfm xapp", "controls.http.port: must be in [0, 65535], got -1"),
+    (["xapp", "--set", "frames.queue_bytes=1000"], "wmfm xapp",
+     "controls.frames.queue_bytes: must hold one message of up to twice max_message_bytes (8388608)"),
+    (["xapp", "--set", "http.timeout_s=0"], "wmfm xapp", "controls.http.timeout_s: must be in [0.1, 600], got 0"),
+    (["xapp", "--set", 'cameras={"c": {"max_pixels": 10}}'], "wmfm xapp",
+     "controls.cameras.c.max_pixels: must be in [256, 67108864], got 10"),
+    # an address that cannot be used stops start-up before the model loads (the artifact is not even read)
+    (["xapp", "--artifact", "nowhere", "--set", "http.port=0", "--set", "http.host=nosuch.invalid"], "wmfm xapp",
+     "controls.http: cannot listen on nosuch.invalid:0"),
+    (["xapp", "--artifact", "nowhere", "--set", "http.port=0", "--set",
+      "frames.endpoint=tcp://nosuch.invalid:5561"], "wmfm xapp",
+     "controls.frames.endpoint: cannot bind tcp://nosuch.invalid:5561: 'nosuch.invalid' does not resolve"),
     (["nonsense"], "wmfm", "invalid choice: 'nonsense'"),
 ])
 def test_every_mistake_is_one_line_naming_the_command(argv, prog, want, capsys):

@@ -141,8 +141,10 @@ def check(cond: bool, where: str, msg: str) -> None:
 
 def check_range(value, lo, hi, where: str) -> None:
     """lo <= value <= hi (finite), else ConfigError naming ``where``."""
+    def num(x) -> str:
+        return str(x) if isinstance(x, int) else f"{x:g}"
     check(isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi, where,
-          f"must be in [{lo:g}, {hi:g}], got {value!r}")
+          f"must be in [{num(lo)}, {num(hi)}], got {value!r}")
 
 
 def check_cell(cell: str, where: str) -> None:

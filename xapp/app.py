@@ -73,10 +73,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc)
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler writing to sys.stderr as it is when a line is logged, not as it was when the
+    handler was made (a program embedding the xApp, or a test, may replace it meanwhile)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def logger(level: str = "INFO") -> logging.Logger:
     log = logging.getLogger("wmfm.xapp")
     if not log.handlers:
-        h = logging.StreamHandler(sys.stderr)
+        h = _Stderr()
         h.setFormatter(JsonFormatter())
         log.addHandler(h)
         log.propagate = False

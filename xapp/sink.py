@@ -1,7 +1,8 @@
 """Insights -> Redis, with SDL-compatible keys (namespace `wmfm`, keys `{wmfm},<key>`):
 
     {wmfm},ue:<ran_name>:<ue_id>   hash: p_los los x y z t_ns published_ns sn mode model camera frame_t_ns
-    {wmfm},insights                stream (XADD, MAXLEN ~ stream_maxlen): every insight, in order
+    {wmfm},insights                stream (XADD, MAXLEN ~ stream_maxlen): every insight, in order (each
+                                   UE's in the order of its reports)
     {wmfm},events                  channel: one PUBLISH per insight (the serialized Insight protobuf)
 
 One pipelined round trip per batch. While Redis is unreachable, ingestion goes on: insights

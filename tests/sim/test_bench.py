@@ -81,3 +81,32 @@ def test_bench_xapp_reports_throughput_latency_and_the_baseline_ratio(artifact, 
     assert rep["variants"]["baseline"]["frames"]["superseded"] == 0
     assert out.with_suffix(".png").stat().st_size > 10_000
     assert "throughput ratio vs baseline" in capsys.readouterr().out
+
+
+def test_bench_queue_fills_a_socket_until_zeromq_blocks_the_senders(tmp_path, monkeypatch, capsys):
+    from wmfm.sim.bench import queue
+    monkeypatch.setattr(queue, "SETTINGS", {"small": queue.SETTINGS["small"],
+                                            "rcvhwm only": {"rcvhwm": 10000, "max_message_bytes": 1 << 20,
+                                                            "queue_bytes": 64 << 30}})
+    out = tmp_path / "queue.json"
+    assert main(["bench", "queue", "--senders", "1", "2", "--cap", "40", "--out", str(out)]) == 0
+    rows = {(r["setting"], r["senders"]): r for r in json.loads(out.read_text())["rows"]}
+    assert out.with_suffix(".png").is_file() and len(rows) == 4
+    for s in (1, 2):
+        small, unbounded = rows["small", s], rows["rcvhwm only", s]
+        assert small["hwm"] == 8 and small["blocked"] and small["bound_mib"] == s * 9 * 2
+        assert unbounded["hwm"] == 10000 and not unbounded["blocked"] and unbounded["sent"] == [40] * s
+        assert 8 < sum(small["sent"]) < 40 * s
+
+
+@pytest.mark.slow
+def test_bench_soak_samples_memory_and_latency_every_interval(artifact, tmp_path, capsys):
+    out = tmp_path / "soak.json"
+    assert main(["bench", "soak", "--artifact", str(artifact), "--rate", "200", "--duration", "12",
+                 "--interval", "2", "--warmup", "4", "--camera-size", "320x240", "--quiet", "--out", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert out.with_suffix(".png").is_file() and rep["xapp_exit_code"] == 0
+    assert rep["lost"] == 0 and rep["received"] == rep["sent"] > 2000
+    assert len(rep["samples"]) >= 6 and all(s["rss_mib"] > 50 for s in rep["samples"])
+    assert len(rep["intervals"]) >= 5 and all(i["p99_ms"] >= i["p50_ms"] > 0 for i in rep["intervals"])
+    assert rep["memory"]["slope_mib_per_h"] is not None and "xApp memory:" in capsys.readouterr().out

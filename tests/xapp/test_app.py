@@ -273,3 +273,97 @@ def test_the_xapp_command_hands_the_signals_back_when_it_returns(artifact, tmp_p
     (art / "csi_encoder.onnx").write_bytes(b"tampered")
     assert main(["xapp", "--artifact", str(art), "--set", "http.port=0"]) == 2
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_a_multipart_message_is_refused_whole_and_counted(run_xapp, samples):
+    """Every message is one part: a multipart one is counted once and all its parts dropped (a valid
+    indication inside one never becomes an insight); single messages around it are served."""
+    app = run_xapp()
+    tx, r = Sender(app), redis.Redis.from_url(app.redis_url)
+    t0, csi = time.time_ns(), samples["csi"][0]
+    tx.ind.send_multipart([codec.encode_indication("gnb1", 1, t0, [(1, csi)]), b"junk"])
+    tx.ind.send_multipart([b"junk", codec.encode_indication("gnb1", 2, t0, [(2, csi)])])
+    png = codec.encode_image(samples["images"][0], "png")
+    tx.frames.send_multipart([codec.encode_frame("cam0", 1, t0, png, 64, 64, "png"), b"x", b"y"])
+    tx.indication(3, t0, [(3, csi)])
+    assert wait_for(lambda: r.xlen(STREAM) >= 1)
+    assert wait_for(lambda: counter(app, "wmfm_decode_errors_total", socket="frames", reason="multipart") == 1)
+    assert counter(app, "wmfm_decode_errors_total", socket="indications", reason="multipart") == 2
+    assert counter(app, "wmfm_messages_total", socket="indications") == 3
+    assert [e["sn"] for e in entries(r)] == ["3"]
+    tx.close()
+
+
+def test_a_failed_batch_is_counted_by_type_with_the_exception_in_the_log(run_xapp, samples):
+    import logging
+
+    from wmfm.xapp.app import JsonFormatter
+    app = run_xapp()
+    tx, r = Sender(app), redis.Redis.from_url(app.redis_url)
+    lines = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            lines.append(json.loads(JsonFormatter().format(record)))
+    keep = Keep()
+    app.log.addHandler(keep)
+    real = app.engine._infer
+
+    def failing(pairs):
+        if any(p.report.ue_id == 7 for p in pairs):
+            raise RuntimeError("boom: the backend failed")
+        return real(pairs)
+    app.engine._infer = failing
+    try:
+        t0, csi = time.time_ns(), samples["csi"][0]
+        tx.indication(1, t0, [(7, csi), (8, csi)])
+        assert wait_for(lambda: counter(app, "wmfm_dropped_total", reason="inference_error") == 2)
+        assert counter(app, "wmfm_batch_failures_total", error="RuntimeError") == 1
+        tx.indication(2, t0, [(9, csi)])                     # the loop goes on
+        assert wait_for(lambda: r.xlen(STREAM) == 1)
+        failed = [e for e in lines if e["msg"].startswith("batch failed")]
+        assert len(failed) == 1 and failed[0]["crit"] == "ERROR"
+        assert failed[0]["mdc"]["error"] == "RuntimeError: boom: the backend failed"
+        assert failed[0]["mdc"]["batch"] == 2 and failed[0]["mdc"]["ues"] == ["gnb1:7", "gnb1:8"]
+        assert "Traceback" in failed[0]["exc"] and "RuntimeError: boom" in failed[0]["exc"]
+    finally:
+        app.log.removeHandler(keep)
+        tx.close()
+
+
+def test_sigterm_while_redis_is_down_exits_3_with_a_critical_line_counting_the_lost(artifact, samples, tmp_path):
+    import urllib.request
+    server = EmbeddedRedis(tmp_path / "redis").start()
+    ind = f"ipc://{tmp_path}/ind.sock"
+    proc = subprocess.Popen([sys.executable, "-m", "wmfm.xapp", "--artifact", str(artifact), "--redis", server.url,
+                             "--set", "http.port=0", "--set", f"indications.endpoint={ind}",
+                             "--set", f"frames.endpoint=ipc://{tmp_path}/frames.sock", "--set", "drain_s=1"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        ready = json.loads(proc.stderr.readline())
+        assert ready["msg"] == "ready", ready
+        server.kill()                                         # Redis goes away
+        ctx = zmq.Context()
+        tx = ctx.socket(zmq.PUSH)
+        tx.connect(ind)
+        t0 = time.time_ns()
+        for k in range(5):
+            tx.send(codec.encode_indication("gnb1", k, t0 + k * MS, [(u, samples["csi"][u]) for u in range(4)]))
+        metrics = f"http://127.0.0.1:{ready['mdc']['http_port']}/ric/v1/metrics"
+
+        def buffered() -> bool:
+            text = urllib.request.urlopen(metrics, timeout=5).read().decode()
+            return "wmfm_redis_buffer_depth 20.0" in text
+        assert wait_for(buffered)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 3
+        lines = [json.loads(line) for line in proc.stderr.read().splitlines() if line.startswith("{")]
+        critical = [e for e in lines if e["crit"] == "CRITICAL"]
+        assert len(critical) == 1 and critical[0]["mdc"]["lost"] == 20
+        assert critical[0]["msg"].startswith("20 insights lost at shutdown")
+        tx.close(linger=0)
+        ctx.term()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.close()

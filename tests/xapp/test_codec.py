@@ -193,6 +193,45 @@ def test_truncated_or_bit_flipped_messages_only_ever_raise_decode_error(data):
             assert exc.reason in codec.REASONS
 
 
+def test_a_camera_of_any_size_has_a_pixel_budget_checked_before_decoding(monkeypatch):
+    """A camera configured for any size still refuses a frame of more pixels than its budget, from
+    the message and the picture's header, before a pixel is decoded (a 4096x4096 PNG costs ~0.2 s)."""
+    lim = Limits(32, 64, (32, 32), (32, 32), cameras={"cam0": 64 * 48}, max_message_bytes=4 << 20)
+    big = codec.encode_image(np.zeros((64, 96, 3), np.uint8), "png")                  # 6144 pixels > 3072
+    decoded = []
+    monkeypatch.setattr(image, "decode", lambda *a, **k: decoded.append(1))
+    assert reason(codec.decode_frame, codec.encode_frame("cam0", 0, 1, big, 96, 64, "png"), lim) == "image_size"
+    assert reason(codec.decode_frame, codec.encode_frame("cam0", 0, 1, big, 48, 64, "png"), lim) == "image_size"
+    assert decoded == []                         # declared 48x64 fits the budget: the header (96x64) refused it
+    monkeypatch.undo()
+    fits = codec.encode_image(np.zeros((48, 64, 3), np.uint8), "png")
+    assert codec.decode_frame(codec.encode_frame("cam0", 0, 1, fits, 64, 48, "png"), lim, 0).image.shape == (32, 32, 3)
+    from wmfm.xapp.controls import CameraConfig
+    assert CameraConfig().limit == 3840 * 2160 and CameraConfig(width=64, height=48).limit == (64, 48)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_corrupt_pictures_in_valid_messages_only_ever_raise_decode_error(data):
+    """The frame path behind the message: JPEG/PNG bytes truncated, bit-flipped or spliced decode to a
+    frame of the model's size or a counted reason, nothing else."""
+    enc = data.draw(st.sampled_from(["jpeg", "png"]))
+    pic = bytearray(codec.encode_image(IMG, enc))
+    cut = data.draw(st.integers(1, len(pic)))
+    pic = pic[:cut]
+    for i in data.draw(st.lists(st.integers(0, cut - 1), max_size=6)):
+        pic[i] ^= data.draw(st.integers(1, 255))
+    if data.draw(st.booleans()):
+        pic += data.draw(st.binary(max_size=64))
+    w, h = data.draw(st.sampled_from([(32, 32), (64, 48), (16, 16)]))
+    try:
+        f = codec.decode_frame(codec.encode_frame("cam0", 1, 2, bytes(pic), w, h, enc), LIM, 0)
+    except DecodeError as exc:
+        assert exc.reason in ("image", "image_size")
+    else:
+        assert f.image.shape == (32, 32, 3) and f.image.dtype == np.uint8
+
+
 def test_insight_round_trip():
     from wmfm.xapp.records import Insight
     x = Insight("gnb1", 5, 9, 10, 0.25, False, (1.0, 2.5, -3.0), "csi_only", "wmfm-0.1.0+abc", "", 0, 0, 11)
