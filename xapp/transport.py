@@ -16,6 +16,7 @@ the Inbox that turns what arrives on one into typed records.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -63,7 +64,6 @@ def preflight(cfg: SocketConfig, where: str, log) -> None:
     """Before the model loads: a tcp host that does not resolve stops start-up in bind mode (one line
     naming the field); in connect mode it is a warning (ZeroMQ keeps retrying, and the name may
     appear later, as a Kubernetes Service's does)."""
-    import socket
     if not cfg.endpoint.startswith("tcp://"):
         return
     host = cfg.endpoint[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
