@@ -7,7 +7,8 @@ seconds: the replay's own player and scorer, as `wmfm replay --loop --duration` 
 `interval` seconds a sampler reads the xApp process: resident memory (VmRSS, /proc), CPU time,
 and from its metrics endpoint the queues (UEs waiting for inference and for a frame, insights
 waiting for Redis) and the counters. Latency per interval comes from the insights read back in
-it (arrival at the reader - CSI collection time, as the replay measures). The report: memory
+it (arrival at the reader - CSI collection time, as the replay measures; and up to the xApp's
+Redis write, `publish_p99_ms`). The report: memory
 slope after the warm-up (least squares, MiB per hour) with its first and last values, p50/p99
 per interval and their drift, totals (sent, received, lost).
 """
@@ -96,6 +97,7 @@ def intervals(rows: list[dict], t0_ns: int, interval: float) -> list[dict]:
         return []
     arr = np.array([r["arrival_ns"] for r in rows], np.int64)
     lat = np.array([r["latency_ms"] for r in rows])
+    pub = np.array([r["publish_latency_ms"] for r in rows])          # up to the Redis write (the xApp's part)
     fused = np.array([r["mode"] == "fused" for r in rows])
     k = ((arr - t0_ns) / 1e9 // interval).astype(int)
     out = []
@@ -104,7 +106,8 @@ def intervals(rows: list[dict], t0_ns: int, interval: float) -> list[dict]:
         if sel.any():
             out.append({"t_s": i * interval, "insights": int(sel.sum()),
                         "p50_ms": float(np.percentile(lat[sel], 50)), "p99_ms": float(np.percentile(lat[sel], 99)),
-                        "max_ms": float(lat[sel].max()), "fused_share": float(fused[sel].mean())})
+                        "max_ms": float(lat[sel].max()), "publish_p99_ms": float(np.percentile(pub[sel], 99)),
+                        "fused_share": float(fused[sel].mean())})
     return out
 
 
@@ -172,7 +175,14 @@ def plot(rep: dict, path: Path) -> Path:
     b.set_yscale("log")
     b.set_ylabel(f"latency per {rep['interval_s']:g} s, ms")
     b.set_xlabel("minutes")
-    b.legend(fontsize=8)
+    c = b.twinx()                   # the same load every interval: CPU time shows how fast the host ran
+    steps = [(x, y) for x, y in zip(rep["samples"], rep["samples"][1:]) if y["t_s"] - x["t_s"] > rep["interval_s"] / 2]
+    c.plot([y["t_s"] / 60 for _, y in steps], [(y["cpu_s"] - x["cpu_s"]) / (y["t_s"] - x["t_s"]) for x, y in steps],
+           color="grey", lw=1, alpha=0.6, label="xApp CPU, cores (right)")
+    c.set_ylim(bottom=0)
+    c.set_ylabel("xApp CPU, cores")
+    lines = b.get_legend_handles_labels()[0] + c.get_legend_handles_labels()[0]
+    b.legend(lines, [h.get_label() for h in lines], fontsize=8, loc="upper left")
     b.grid(alpha=0.3, which="both")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
