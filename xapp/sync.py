@@ -8,8 +8,8 @@ report pairs with the frame nearest in time within `max_skew_ms`:
 - otherwise the report waits for a later frame, at most `deadline_ms` after it arrived, and then
   takes the best frame within the skew, or none (mode csi_only);
 - a camera that has sent nothing for a while (stalled) does not make reports wait at all;
-- a UE's reports leave in the order they came: its next report releases one still waiting (it
-  pairs with the best frame there is then), so the insight stream keeps each UE's order.
+- a UE's reports leave in the order they came: while one waits, the UE's later reports are held
+  behind it and decided after it, so the insight stream keeps each UE's order.
 
 SNTracker follows the 16-bit RIC indication SN per stream (E2 node + subscription):
 gaps (lost indications), duplicates (dropped) and out-of-order arrivals (kept, counted).
@@ -142,7 +142,8 @@ class FrameSync:
         self.cams = {c: _Camera(cfg.frames_per_camera, start) for c in cameras}
         self.metrics = metrics
         self.lock = threading.Lock()        # the waiting lists: the loop changes them, the frame worker reads them
-        self.waiting_ue: dict[tuple[str, int], tuple[_Camera, CSIReport]] = {}   # (RAN, UE) -> its waiting report
+        self.waiting_ue: dict[tuple[str, int], CSIReport] = {}     # (RAN, UE) -> its report waiting for a frame
+        self.held: dict[tuple[str, int], deque] = {}                # (RAN, UE) -> its later (report, camera_id)s
 
     def _decided(self, pairs: list[Pairing], now_ns: int, waited: bool = True) -> list[Pairing]:
         """Count the pairings decided now (result, time the report waited) and, when they came off
@@ -166,11 +167,11 @@ class FrameSync:
             for r in cam.pending:
                 if frame.t_ns >= r.t_ns:               # no later frame can be nearer
                     out.append(Pairing(r, cam.nearest(r.t_ns, self.skew_ns)))
-                    self.waiting_ue.pop(_ue(r), None)
                 else:
                     keep.append(r)
             cam.pending = keep
-        return self._decided(out, frame.received_ns if now_ns is None else now_ns)
+        now = frame.received_ns if now_ns is None else now_ns
+        return self._then_held(self._decided(out, now), now)
 
     def _stalled(self, cam: _Camera, now_ns: int) -> bool:
         """Nothing for 5 frame periods (at least 1 s: a 2 fps camera is not stalled between frames)."""
@@ -178,31 +179,54 @@ class FrameSync:
         return now_ns - cam.last_received_ns > max(5 * period, self.skew_ns + self.deadline_ns, STALL_MIN_NS)
 
     def add_report(self, report: CSIReport, camera_id: str | None, now_ns: int) -> list[Pairing]:
-        """The pairings decided now, in order: the UE's earlier report if it was still waiting (the
-        UE's order is kept), then this one if it can be decided now (else it waits; see `expire`)."""
+        """The pairings decided now: this report's, when it can be decided now (else it waits; see
+        `expire`). While an earlier report of the UE waits, this one is held behind it and comes out,
+        in order, when that one is decided."""
         cam = self.cams.get(camera_id) if camera_id is not None else None
         if cam is not None and report.t_ns > cam.latest_report_ns:
             cam.latest_report_ns = report.t_ns
-        out = self._release(_ue(report), now_ns)
-        if self._decide_now(report, cam, now_ns):
-            return out + self._decided([Pairing(report, cam.nearest(report.t_ns, self.skew_ns) if cam else None)],
-                                       now_ns, waited=False)
-        with self.lock:
-            cam.pending.append(report)
-        self.waiting_ue[_ue(report)] = (cam, report)
-        if self.metrics is not None:
+        ue = _ue(report)
+        if ue in self.waiting_ue:
+            self.held.setdefault(ue, deque()).append((report, camera_id))
+            if self.metrics is not None:
+                self.metrics.waiting.set(self.pending())
+            return []
+        out = self._place(report, cam, now_ns, waited=False)
+        if not out and self.metrics is not None:
             self.metrics.waiting.set(self.pending())
         return out
 
-    def _release(self, ue: tuple[str, int], now_ns: int) -> list[Pairing]:
-        """The UE's waiting report, decided now with the best frame there is, or []."""
-        entry = self.waiting_ue.pop(ue, None)
-        if entry is None:
-            return []
-        cam, r = entry
-        with self.lock:
-            cam.pending = deque(x for x in cam.pending if x is not r)
-        return self._decided([Pairing(r, cam.nearest(r.t_ns, self.skew_ns))], now_ns)
+    def _place(self, report: CSIReport, cam: _Camera | None, now_ns: int, waited: bool) -> list[Pairing]:
+        """[its pairing] when the report can be decided now (a held one also when its deadline has
+        passed meanwhile), else [] and it waits for a frame."""
+        if (waited and now_ns - report.received_ns >= self.deadline_ns) or self._decide_now(report, cam, now_ns):
+            return self._decided([Pairing(report, cam.nearest(report.t_ns, self.skew_ns) if cam else None)],
+                                 now_ns, waited=waited)
+        with self.lock:                         # in deadline order (a held report may have arrived earlier)
+            i = len(cam.pending)
+            while i and cam.pending[i - 1].received_ns > report.received_ns:
+                i -= 1
+            cam.pending.insert(i, report)
+        self.waiting_ue[_ue(report)] = report
+        return []
+
+    def _then_held(self, decided: list[Pairing], now_ns: int) -> list[Pairing]:
+        """`decided`, each followed by the reports of its UE that were held behind it and can go now
+        (the first that must wait for a frame stops its UE's queue again)."""
+        out = []
+        for p in decided:
+            out.append(p)
+            ue = _ue(p.report)
+            if self.waiting_ue.get(ue) is p.report:
+                del self.waiting_ue[ue]
+            queue = self.held.get(ue)
+            while queue and ue not in self.waiting_ue:
+                r, camera_id = queue.popleft()
+                out += self._place(r, self.cams.get(camera_id) if camera_id is not None else None, now_ns,
+                                   waited=True)
+            if queue is not None and not queue:
+                del self.held[ue]
+        return out
 
     def _decide_now(self, report: CSIReport, cam: _Camera | None, now_ns: int) -> bool:
         if cam is None or self.deadline_ns == 0 or self._stalled(cam, now_ns):
@@ -231,9 +255,8 @@ class FrameSync:
             for cam in self.cams.values():
                 while cam.pending and now_ns - cam.pending[0].received_ns >= self.deadline_ns:
                     r = cam.pending.popleft()
-                    self.waiting_ue.pop(_ue(r), None)
                     out.append(Pairing(r, cam.nearest(r.t_ns, self.skew_ns)))
-        return self._decided(out, now_ns) if out else out
+        return self._then_held(self._decided(out, now_ns), now_ns) if out else out
 
     def needs(self, camera_id: str, t_ns: int, newer_ns: int) -> bool:
         """Whether a report could still pair with a frame captured at `t_ns` rather than with the newer
@@ -255,7 +278,8 @@ class FrameSync:
         return min(ts) if ts else None
 
     def pending(self) -> int:
-        return sum(len(c.pending) for c in self.cams.values())
+        """Reports waiting for a frame, and those held behind them."""
+        return sum(len(c.pending) for c in self.cams.values()) + sum(len(q) for q in self.held.values())
 
     def flush(self) -> list[Pairing]:
         """Every waiting report, now (drain at shutdown)."""
@@ -264,5 +288,10 @@ class FrameSync:
             for cam in self.cams.values():
                 out += [Pairing(r, cam.nearest(r.t_ns, self.skew_ns)) for r in cam.pending]
                 cam.pending.clear()
+            for queue in self.held.values():            # after their UE's waiting report: in order
+                for r, camera_id in queue:
+                    cam = self.cams.get(camera_id) if camera_id is not None else None
+                    out.append(Pairing(r, cam.nearest(r.t_ns, self.skew_ns) if cam else None))
             self.waiting_ue.clear()
+            self.held.clear()
         return self._decided(out, time.time_ns())

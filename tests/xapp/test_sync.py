@@ -128,19 +128,26 @@ def test_a_frame_is_needed_by_a_nearer_waiting_report_or_by_reports_still_to_com
     assert not s.needs("c", 100 * MS, 133 * MS)                   # 10 ms from 110: outside the 3 ms skew
 
 
-def test_a_ues_next_report_releases_its_waiting_one_first_so_its_order_is_kept():
-    """A report waiting for a nearer frame is never overtaken by the same UE's next report: the
-    next one releases it (paired with the best frame there is), then is decided itself."""
+def test_a_ues_later_reports_are_held_behind_its_waiting_one_so_its_order_is_kept():
+    """A report waiting for a nearer frame is never overtaken by the same UE's next report: that one
+    is held behind it and comes out right after it, whatever decides the first (a frame, or the
+    deadline)."""
     s = sync(max_skew_ms=100.0)
     s.add_frame(frame(0, 0))
     s.add_frame(frame(100, 1))                                   # period 100 ms: the next frame at 200
     assert s.add_report(rep(190, ue=1), "c", 191 * MS) == []     # 200 is nearer and due in time: it waits
     assert s.add_report(rep(191, ue=2), "c", 191 * MS) == []     # another UE waits too
-    out = s.add_report(rep(195, ue=1), None, 196 * MS)           # the UE's next report, decided at once
-    assert [(p.report.ue_id, p.report.t_ns // MS) for p in out] == [(1, 190), (1, 195)]
-    assert out[0].frame.seq == 1 and out[1].frame is None
-    assert s.pending() == 1                                      # UE 2 still waits for its frame
-    assert [p.report.ue_id for p in s.add_frame(frame(200, 2, received_ms=201))] == [2]
-    again = s.add_report(rep(290, ue=1), "c", 291 * MS)          # the UE waits again; later reports follow it
-    assert again == [] and [p.report.t_ns // MS for p in s.add_report(rep(295, ue=1), "c", 296 * MS)] == [290]
-    assert [p.report.t_ns // MS for p in s.expire(400 * MS)] == [295] and s.pending() == 0
+    assert s.add_report(rep(195, ue=1), None, 196 * MS) == []    # decidable at once, but held behind UE 1's
+    assert s.pending() == 3
+    out = s.add_frame(frame(200, 2, received_ms=201))
+    assert [(p.report.ue_id, p.report.t_ns // MS) for p in out] == [(1, 190), (1, 195), (2, 191)]
+    assert out[0].frame.seq == 2 and out[1].frame is None and out[2].frame.seq == 2
+    assert s.pending() == 0
+    assert s.add_report(rep(290, ue=1), "c", 291 * MS) == []     # waits again
+    assert s.add_report(rep(295, ue=1), "c", 296 * MS) == []     # held
+    assert s.add_report(rep(296, ue=3), "c", 297 * MS) == []     # another UE: waits on its own
+    out = s.expire(400 * MS)                                     # the deadline decides: the held one follows
+    assert [(p.report.ue_id, p.report.t_ns // MS) for p in out] == [(1, 290), (1, 295), (3, 296)]
+    assert s.pending() == 0
+    assert s.add_report(rep(390, ue=1), "c", 391 * MS) == [] and s.add_report(rep(392, ue=1), "c", 392 * MS) == []
+    assert [p.report.t_ns // MS for p in s.flush()] == [390, 392]        # the drain keeps the order too
