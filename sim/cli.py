@@ -188,6 +188,15 @@ def _register_replay(sub) -> None:
     r.set_defaults(func=_replay)
 
 
+def _load_arguments(p, fps: float) -> None:
+    """The synthetic load's shape (sim/loadgen.py), shared by `bench xapp` and `bench soak`."""
+    p.add_argument("--ues-per-frame", type=int_range(1, 1024), default=8, help="UEs per camera (per indication)")
+    p.add_argument("--cameras", type=int_range(1, 64), default=2, help="cameras, one cell each")
+    p.add_argument("--fps", type=float_range(0, 240, lo_open=True), default=fps, help="frames per second per camera")
+    p.add_argument("--camera-size", type=frame_size, default=(1280, 720), metavar="WxH",
+                   help="camera frame size (JPEG, quality 85)")
+
+
 def _register_bench(sub) -> None:
     from wmfm.xapp.inference import BACKENDS
     bench = sub.add_parser("bench", help="benchmarks, each against its baseline in the same run")
@@ -233,12 +242,7 @@ def _register_bench(sub) -> None:
                    help="play the --rate load (its mix of frames and reports) as fast as the xApp takes it")
     b.add_argument("--duration", type=float_range(0, 600, lo_open=True), default=10.0,
                    help="seconds of load per variant")
-    b.add_argument("--ues-per-frame", type=int_range(1, 1024), default=8, help="UEs per camera (per indication)")
-    b.add_argument("--cameras", type=int_range(1, 64), default=2, help="cameras, one cell each")
-    b.add_argument("--fps", type=float_range(0, 240, lo_open=True), default=30.0,
-                   help="frames per second per camera")
-    b.add_argument("--camera-size", type=frame_size, default=(1280, 720), metavar="WxH",
-                   help="camera frame size (JPEG, quality 85)")
+    _load_arguments(b, fps=30.0)
     b.add_argument("--also", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
                    help="one more variant in the same run: the xApp with these controls changed (repeatable)")
     b.add_argument("--count", type=positive_int, help="stop after this many UE reports")
@@ -268,12 +272,7 @@ def _register_bench(sub) -> None:
     k.add_argument("--interval", type=float_range(1, 3600), default=60.0, help="seconds between samples")
     k.add_argument("--warmup", type=float_range(0, 86400), default=300.0,
                    help="seconds left out of the memory slope (at most half the duration)")
-    k.add_argument("--ues-per-frame", type=int_range(1, 1024), default=8, help="UEs per camera (per indication)")
-    k.add_argument("--cameras", type=int_range(1, 64), default=2, help="cameras, one cell each")
-    k.add_argument("--fps", type=float_range(0, 240, lo_open=True), default=10.0,
-                   help="frames per second per camera")
-    k.add_argument("--camera-size", type=frame_size, default=(1280, 720), metavar="WxH",
-                   help="camera frame size (JPEG, quality 85)")
+    _load_arguments(k, fps=10.0)
     k.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="xApp control override")
     k.add_argument("--out", type=Path, help="JSON report (a PNG of memory and p99 over time is written next to it)")
     k.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -187,7 +187,7 @@ class XApp:
 
     def queues(self) -> dict:
         """Per receive socket: the messages it queues per sender and the memory that can take."""
-        return {name: {"rcvhwm": s.hwm, "max_bytes_per_sender": (s.hwm + 1) * 2 * s.max_message_bytes}
+        return {name: {"rcvhwm": s.hwm, "max_bytes_per_sender": s.queue_bound}
                 for name, s in (("indications", self.cfg.indications), ("frames", self.cfg.frames))}
 
     # --- the loop --------------------------------------------------------------------

@@ -65,6 +65,12 @@ class SocketConfig:
         """Messages the socket queues per sender: rcvhwm, fewer when queue_bytes says so."""
         return min(self.rcvhwm, self.queue_bytes // (2 * self.max_message_bytes))
 
+    @property
+    def queue_bound(self) -> int:
+        """The most bytes the socket holds per sender: hwm messages and one being received, each of
+        up to twice max_message_bytes (what ZeroMQ lets in)."""
+        return (self.hwm + 1) * 2 * self.max_message_bytes
+
 
 @dataclass(frozen=True)
 class CurveConfig:

@@ -33,7 +33,7 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, cfg: HttpConfig, handler, counter):
         self.request_queue_size = cfg.backlog               # listen() backlog (socketserver's default: 5)
-        self.max_connections, self.counter = cfg.max_connections, counter
+        self.counter = counter
         self.active = threading.BoundedSemaphore(cfg.max_connections)
         super().__init__((cfg.host, cfg.port), handler)
 
@@ -73,10 +73,10 @@ class StatusServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-                app.metrics.http.labels("served").inc()
+                self.server.counter.labels("served").inc()
 
             def log_error(self, *args):                 # a timeout, a malformed request, another method
-                app.metrics.http.labels("error").inc()
+                self.server.counter.labels("error").inc()
 
             def log_message(self, *args):              # no access log on stderr
                 pass

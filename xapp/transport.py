@@ -124,11 +124,12 @@ class Inbox:
                 return
             self.metrics.messages.labels(self.name).inc()
             if self.sock.rcvmore:
-                yield self._multipart()
+                self._drop_multipart()
+                yield None
                 continue
             yield self.parse(buf, time.time_ns())
 
-    def _multipart(self) -> None:
+    def _drop_multipart(self) -> None:
         """Drop the rest of a multipart message (its parts arrive together: ZeroMQ delivers all or
         none) and count it once."""
         parts = 1
@@ -138,7 +139,6 @@ class Inbox:
         self.metrics.decode_errors.labels(self.name, "multipart").inc()
         self.log.debug("message dropped", extra={"mdc": {"socket": self.name, "reason": "multipart",
                                                          "detail": f"{parts} parts"}})
-        return None
 
     def parse(self, buf: bytes, now_ns: int):
         return self.apply("decode", self.decode, buf, self.limits, now_ns)

@@ -32,7 +32,7 @@ from wmfm.xapp.transport import open_socket
 cfg = SocketConfig(**json.loads(sys.argv[1]))
 ctx = zmq.Context()
 sock, endpoint = open_socket(ctx, cfg, None, "frames")
-print(endpoint, cfg.hwm, flush=True)
+print(endpoint, cfg.hwm, cfg.queue_bound, flush=True)
 for _ in sys.stdin:                     # one line per question: the resident memory now
     rss = next(int(l.split()[1]) for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmRSS:"))
     print(rss * 1024, flush=True)
@@ -58,8 +58,8 @@ def measure(controls: dict, senders: int, cap: int) -> dict:
         return int(child.stdout.readline())
     ctx = zmq.Context()
     try:
-        endpoint, hwm = child.stdout.readline().split()
-        hwm = int(hwm)
+        endpoint, hwm, bound = child.stdout.readline().split()
+        hwm, bound = int(hwm), senders * int(bound)
         time.sleep(0.3)
         before = rss()
         msg = os.urandom(size)
@@ -84,7 +84,6 @@ def measure(controls: dict, senders: int, cap: int) -> dict:
         ctx.destroy(linger=0)
         child.kill()
         child.wait()
-    bound = senders * (hwm + 1) * size
     return {"controls": controls, "hwm": hwm, "senders": senders, "sent": sent,
             "blocked": all(n < cap for n in sent), "rss_before_mib": before / 2**20,
             "growth_mib": (after - before) / 2**20, "bound_mib": bound / 2**20}

@@ -190,6 +190,11 @@ def plot(rep: dict, path: Path) -> Path:
     return path
 
 
+def _ms(x: float | None) -> str:
+    """A figure (ms or MiB) to one decimal, or - when there is none."""
+    return "-" if x is None else f"{x:.1f}"
+
+
 def main(args) -> int:
     rep = run(args.artifact, args.rate, args.duration, args.interval, args.ues_per_frame, args.cameras, args.fps,
               args.camera_size, args.set, warmup_s=min(args.warmup, args.duration / 2), progress=not args.quiet)
@@ -198,11 +203,11 @@ def main(args) -> int:
           f"throughput {rep['throughput_per_s']:.0f}/s  fused {rep['fused_share']:.1%}  "
           f"xApp exit {rep['xapp_exit_code']}")
     slope = mem["slope_mib_per_h"]
-    print(f"xApp memory: {mem['first_mib']:.0f} MiB at start, {mem['after_warmup_mib']} after warm-up, "
+    print(f"xApp memory: {mem['first_mib']:.0f} MiB at start, {_ms(mem['after_warmup_mib'])} after warm-up, "
           f"{mem['last_mib']:.0f} at the end (max {mem['max_mib']:.0f}); slope after warm-up "
           f"{'-' if slope is None else f'{slope:+.2f}'} MiB/h")
-    print(f"p99 per {rep['interval_s']:g} s: median {p99['first_half_median']} ms (first half), "
-          f"{p99['second_half_median']} ms (second half), max {p99['max']} ms")
+    print(f"p99 per {rep['interval_s']:g} s: median {_ms(p99['first_half_median'])} ms (first half), "
+          f"{_ms(p99['second_half_median'])} ms (second half), max {_ms(p99['max'])} ms")
     if args.out:
         save(rep, args.out, plot)
     return 0 if rep["xapp_exit_code"] == 0 else 1
