@@ -39,6 +39,7 @@ proto: setup
 # Regenerate deploy/descriptor/schema.json from xapp/controls.py (a test checks it is current)
 descriptor: setup
 	$(PY) -m wmfm.xapp.schema > deploy/descriptor/schema.json
+	$(PY) -m wmfm.xapp.schema --measurements deploy/descriptor/config-file.json
 
 # Regenerate docs/reference/ (controls, metrics, messages, Redis keys) from the code (a test checks it is current)
 reference: setup

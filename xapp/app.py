@@ -48,7 +48,8 @@ from .inference.engine import Engine
 from .metrics import Metrics
 from .records import Indication
 from .redis_server import EmbeddedRedis
-from .sink import RedisSink, connect
+from .dbaas import connect, resolve
+from .sink import RedisSink
 from .status import StatusServer
 from .sync import FrameSync, SNTracker
 from .transport import Curve, Inbox, open_socket, preflight
@@ -100,7 +101,8 @@ def logger(level: str = "INFO") -> logging.Logger:
 class XApp:
     def __init__(self, cfg: XAppConfig, redis_url: str | None = None):
         self.cfg = cfg
-        self.redis_url = redis_url or cfg.redis.url
+        self.redis = resolve(redis_url or cfg.redis.url)
+        self.redis_url = self.redis.url
         self.log = logger(cfg.log_level)
         self.metrics = Metrics()
         self.stop_event = threading.Event()
@@ -155,7 +157,7 @@ class XApp:
         self.ready = True
         self.log.info("ready", extra={"mdc": {"model": self.artifact.version, "backend": self.backend.describe(),
                                               "endpoints": self.endpoints, "http_port": self.status.port,
-                                              "redis": redact(self.redis_url),
+                                              "redis": redact(self.redis_url), "redis_source": self.redis.source,
                                               "namespace": cfg.redis.namespace, "queues": self.queues()}})
         return self
 
@@ -182,7 +184,8 @@ class XApp:
     def describe(self) -> dict:
         return {"config": to_dict(self.cfg), "model": self.artifact.version if self.artifact else None,
                 "backend": self.backend.describe() if self.backend else None, "endpoints": self.endpoints,
-                "redis": redact(self.redis_url), "namespace": self.cfg.redis.namespace,
+                "redis": redact(self.redis_url), "redis_source": self.redis.source,
+                "namespace": self.cfg.redis.namespace,
                 "http_port": self.status.port if self.status else None, "queues": self.queues()}
 
     def queues(self) -> dict:

@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a control, e.g. --set sync.max_skew_ms=30 (repeatable; env: WMFM__SYNC__MAX_SKEW_MS)")
     x.add_argument("--artifact", help="`wmfm export` folder (overrides controls.artifact)")
-    x.add_argument("--redis", help="redis://host:port/db (the RIC's SDL/dbaas) instead of controls.redis.url")
+    x.add_argument("--redis", help="redis://host:port/db (the RIC's SDL/dbaas), auto or embedded, instead of "
+                                        "controls.redis.url")
     x.set_defaults(func=_xapp)
 
 
@@ -31,7 +32,7 @@ def ready_line(app) -> str:
     ind, frm = (_loopback(app.endpoints[k]) for k in ("indications", "frames"))
     d = app.describe()
     return (f"wmfm xapp: ready: model {d['model']} on {d['backend']['backend']}; indications {ind}, frames {frm}, "
-            f"metrics {metrics}, insights to {d['redis']} (namespace {d['namespace']})\n"
+            f"metrics {metrics}, insights to {d['redis']} ({d['redis_source']}, namespace {d['namespace']})\n"
             f"replay a scenario into it:  wmfm replay --scenario SCENARIO --indications {ind} --frames {frm} "
             f"--metrics {metrics}")
 

@@ -166,7 +166,9 @@ class BackendConfig:
 @dataclass(frozen=True)
 class RedisConfig:
     """Where insights are written (the RIC's SDL/dbaas, or an embedded redis-server)."""
-    url: str = "embedded"                   # "embedded" (a private redis-server the app starts), redis://, rediss://, unix://
+    url: str = "auto"                       # "auto": the RIC's dbaas when DBAAS_SERVICE_HOST is set, else "embedded"
+                                            # (a private redis-server the app starts); or redis://, rediss://,
+                                            # unix://, redis+sentinel://host:port[,host:port]/master[/db]
     namespace: str = "wmfm"                 # SDL namespace: keys are "{wmfm},..."
     stream_maxlen: int = 100000             # XADD MAXLEN ~ (approximate trim)
     buffer: int = 100000                    # insights held in memory while Redis is unreachable (oldest dropped)
@@ -178,8 +180,9 @@ class RedisConfig:
     retry_backoff_ms: tuple[float, float] = (50.0, 2000.0)   # exponential backoff: first, cap
 
     def validate(self, where: str) -> None:
-        check(self.url == "embedded" or self.url.split("://")[0] in ("redis", "rediss", "unix"), f"{where}.url",
-              f"expected 'embedded' or a redis://, rediss:// or unix:// URL, got {self.url!r}")
+        check(self.url in ("auto", "embedded") or self.url.split("://")[0] in ("redis", "rediss", "unix", "redis+sentinel"),
+              f"{where}.url", f"expected 'auto', 'embedded' or a redis://, rediss://, unix:// or redis+sentinel:// URL, "
+                              f"got {self.url!r}")
         check(bool(self.namespace) and "," not in self.namespace, f"{where}.namespace", "non-empty, no comma")
         check_range(self.stream_maxlen, 1, 1 << 40, f"{where}.stream_maxlen")
         check_range(self.buffer, 1, 100_000_000, f"{where}.buffer")

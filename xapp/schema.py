@@ -3,8 +3,9 @@
 and a test checks the committed file is current and that config-file.json validates).
 
 Draft-07, the draft the O-RAN SC xApp onboarder validates with (it puts an xApp's controls
-schema under `properties.controls` of its descriptor schema). `metrics_descriptor()` is the
-descriptor's `metrics` section: the Prometheus metrics the app serves at /ric/v1/metrics."""
+schema under `properties.controls` of its descriptor schema). `measurements()` is the
+descriptor's `measurements` section: the Prometheus counters and gauges the app serves at
+/ric/v1/metrics, as the RIC's VES manager reads them."""
 
 from __future__ import annotations
 
@@ -56,13 +57,37 @@ def controls_schema() -> dict:
             "title": "wmfm-xapp controls", **_schema(XAppConfig)}
 
 
-def metrics_descriptor() -> list[dict]:
-    """The descriptor's `metrics` items (O-RAN SC: objectName, objectInstance, name, type, description)."""
+MEASUREMENT = {"moId": "XAPP-wmfm-xapp", "measType": "WMFM", "measId": "9101", "measInterval": "60"}
+
+
+def measurements() -> list[dict]:
+    """The descriptor's `measurements`: what the RIC's VES manager collects from /ric/v1/metrics
+    (the counters and gauges the app serves; histograms stay in Prometheus)."""
     from .metrics import Metrics
-    return [{"objectName": "wmfm-xapp", "objectInstance": "ric/v1/metrics",
-             "name": fam.name + ("_total" if fam.type == "counter" else ""), "type": fam.type,
-             "description": fam.documentation} for fam in Metrics().registry.collect()]
+    metrics = [{"objectName": "wmfm-xapp", "objectInstance": "ric/v1/metrics",
+                "name": fam.name + ("_total" if fam.type == "counter" else ""), "type": fam.type,
+                "description": fam.documentation}
+               for fam in Metrics().registry.collect() if fam.type in ("counter", "gauge")]
+    return [{**MEASUREMENT, "metrics": metrics}]
+
+
+def write_measurements(path) -> None:
+    """Rewrite the descriptor's `measurements` block in place (one metric per line, the rest of the
+    file as it is)."""
+    from pathlib import Path
+    path = Path(path)
+    text = path.read_text()
+    head, rest = text.split('  "measurements": [\n', 1)
+    tail = rest[rest.index('\n  ],\n') + 1:]
+    (m,) = measurements()
+    lines = ",\n".join("      " + json.dumps(x) for x in m["metrics"])
+    meta = json.dumps({k: v for k, v in m.items() if k != "metrics"})[:-1]
+    path.write_text(f'{head}  "measurements": [\n    {meta}, "metrics": [\n{lines}\n    ]}}\n{tail}')
 
 
 if __name__ == "__main__":
-    print(json.dumps(controls_schema(), indent=2))
+    import sys
+    if sys.argv[1:2] == ["--measurements"]:         # make descriptor: the descriptor's measurements block
+        write_measurements(sys.argv[2])
+    else:
+        print(json.dumps(controls_schema(), indent=2))

@@ -24,13 +24,10 @@ single instance does without it.
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from collections import OrderedDict, deque
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from .codec import encode_insight
 from .controls import RedisConfig
@@ -76,25 +73,6 @@ class Backoff:
 
     def reset(self) -> None:
         self.delay = 0.0
-
-
-def connect(url: str, cfg: RedisConfig) -> redis.Redis:
-    """A client for `url` with the configured credentials/TLS and short timeouts (the loop must not hang)."""
-    # no retries inside redis-py: the sink's Backoff is the one retry policy, and the loop never waits on it
-    # (a connect to a black-holed host costs the loop at most 0.1 s per backoff step)
-    kw = {"socket_timeout": 0.5, "socket_connect_timeout": 0.1, "health_check_interval": 0,
-          "retry": Retry(NoBackoff(), 0)}
-    if cfg.username:
-        kw["username"] = cfg.username
-    if cfg.password_env:
-        if cfg.password_env not in os.environ:
-            from wmfm.config import ConfigError
-            raise ConfigError(f"controls.redis.password_env: the environment variable {cfg.password_env} is not set")
-        kw["password"] = os.environ[cfg.password_env]
-    if url.startswith("rediss://"):
-        kw.update(ssl_ca_certs=cfg.tls_ca_file or None, ssl_certfile=cfg.tls_cert_file or None,
-                  ssl_keyfile=cfg.tls_key_file or None)
-    return redis.Redis.from_url(url, **kw)
 
 
 class RedisSink:

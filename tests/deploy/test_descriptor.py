@@ -1,79 +1,126 @@
-"""The O-RAN xApp descriptor (deploy/descriptor/config-file.json) against what the O-RAN SC
-xApp onboarder (`dms_cli onboard`) requires, and its `controls` against the app itself.
+"""The O-RAN xApp descriptor (deploy/descriptor/config-file.json) against the rules the O-RAN SC
+xApp onboarder (`dms_cli onboard`) enforces, and its `controls` against the app itself.
 
-ONBOARDER below restates, in our words, the fields and shapes the onboarder enforces
-(o-ran-sc/ric-plt-appmgr, xapp_orchestrater/dev/xapp_onboarder: the descriptor schema in
-helm_controller/xapp_schema.py and docs/.../embedded-schema.json, plus xApp_builder.py, which
-needs `name` or `xapp_name`, and `version`). Like the onboarder, it validates with Draft-07
-and puts the xApp's own controls schema (deploy/descriptor/schema.json) under `controls`.
-The two upstream copies disagree on `metrics` (array in the docs schema and examples, object
-in the code); ours is the array of the docs."""
+ONBOARDER restates exactly the onboarder's root schema: o-ran-sc/ric-plt-appmgr at b8bdc7bd,
+xapp_orchestrater/dev/xapp_onboarder/xapp_onboarder/helm_controller/xapp_schema.py (unchanged
+since be6039c, 2022-02-15), every keyword that validates (types, patterns, required fields, the
+probes' oneOf, the ports' dependencies, `metrics` an object); titles, defaults and examples are
+left out. Like the onboarder (api/onboard.py), the test puts the xApp's controls schema
+(deploy/descriptor/schema.json) under `properties.controls`, checks the result with Draft-07's
+meta-schema, then validates; and, as its chart builder and REST model do, needs `name` and
+`version`. The copies in the onboarder's docs (embedded-schema.json: `metrics` an array, no
+IPv4 registry) are older than the code and are not what it enforces."""
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import jsonschema
 import pytest
 from wmfm.xapp.controls import load
-from wmfm.xapp.schema import controls_schema, metrics_descriptor
+from wmfm.xapp.schema import controls_schema, measurements
 
 from wmfm.config import ConfigError
 
 DESC = Path(__file__).resolve().parents[2] / "deploy" / "descriptor"
 
-_STR = {"type": "string"}
-_INT = {"type": "integer"}
-_PROBE = {"type": "object", "oneOf": [
-    {"required": ["exec", "initialDelaySeconds", "periodSeconds"]},
-    {"required": ["httpGet", "initialDelaySeconds", "periodSeconds"]}],
-    "properties": {
-        "exec": {"type": "object", "required": ["command"], "properties": {"command": {"type": "array"}}},
-        "httpGet": {"type": "object", "required": ["path", "port"], "properties": {"path": _STR, "port": _INT}},
-        "initialDelaySeconds": _INT, "periodSeconds": _INT}}
+_STR, _INT = {"type": "string"}, {"type": "integer"}
+_STRINGS = {"type": "array", "items": [_STR]}                # tuple form, as upstream: the first item is checked
+
+
+def _probe(name: str) -> dict:
+    return {"type": "object",
+            "properties": {"exec": {"type": "object", "properties": {"command": _STRINGS}, "required": ["command"]},
+                           "httpGet": {"type": "object", "properties": {"path": _STR, "port": _INT},
+                                       "required": ["path", "port"]},
+                           "initialDelaySeconds": _INT, "periodSeconds": _INT},
+            "oneOf": [{"$id": f"#/properties/{name}/oneof/exec",
+                       "required": ["exec", "initialDelaySeconds", "periodSeconds"]},
+                      {"$id": f"#/properties/{name}/oneof/httpget",
+                       "required": ["httpGet", "initialDelaySeconds", "periodSeconds"]}]}
+
+
+VERSION = (r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)"
+           r"(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$")
+REGISTRY = (r"^([A-Za-z0-9\.-]{1,}\.[A-Za-z]{1,}|((?:(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.){3}"
+            r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)))(?:\:\d+)?$")
 ONBOARDER = {
     "$schema": "http://json-schema.org/draft-07/schema#",
+    "$id": "http://o-ran-sc.org/xapp_root.json",
     "type": "object",
-    "required": ["name", "version", "containers"],
     "properties": {
         "name": _STR,
-        "version": {"type": "string", "pattern": r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$"},
-        "containers": {"type": "array", "minItems": 1, "items": {
+        "version": {"type": "string", "pattern": VERSION},
+        "annotations": {"type": "object", "additionalProperties": {
+            "anyOf": [_STR, {"type": "array", "items": {"type": "object"}}]}},
+        "containers": {"type": "array", "items": {
             "type": "object", "required": ["name", "image"], "properties": {
-                "name": _STR, "command": {"type": "array"}, "args": {"type": "array"},
+                "name": _STR,
                 "image": {"type": "object", "required": ["registry", "name", "tag"], "properties": {
-                    "registry": {"type": "string", "pattern": r"^[A-Za-z0-9.-]+(:[0-9]+)?$"},
-                    "name": _STR, "tag": _STR}}}}},
-        "livenessProbe": _PROBE,
-        "readinessProbe": _PROBE,
+                    "registry": {"type": "string", "pattern": REGISTRY}, "name": _STR, "tag": _STR}},
+                "command": _STRINGS, "args": _STRINGS}}},
+        "livenessProbe": _probe("livenessprobe"),
+        "readinessProbe": _probe("readinessprobe"),
         "messaging": {"type": "object", "required": ["ports"], "properties": {"ports": {"type": "array", "items": {
             "type": "object", "required": ["name", "container", "port"],
+            "dependencies": {"txMessages": ["rxMessages", "policies"], "rxMessages": ["txMessages", "policies"],
+                             "policies": ["rxMessages", "txMessages"]},
             "properties": {"name": _STR, "container": _STR, "port": _INT, "description": _STR,
                            "txMessages": {"type": "array", "items": _STR},
                            "rxMessages": {"type": "array", "items": _STR},
-                           "policies": {"type": "array", "items": _INT}},
-            "dependencies": {"txMessages": ["rxMessages", "policies"], "rxMessages": ["txMessages", "policies"],
-                             "policies": ["txMessages", "rxMessages"]}}}}},
-        "metrics": {"type": "array", "items": {
-            "type": "object", "required": ["objectName", "objectInstance", "name", "type", "description"],
-            "properties": {k: _STR for k in ("objectName", "objectInstance", "name", "type", "description")}}},
+                           "policies": {"type": "array", "items": _INT}}}}}},
+        # upstream also has an `items` schema here (objectName, ...); on an object it checks nothing
+        "metrics": {"type": "object"},
+        "controls": {"required": ["__empty_control_section__"]},       # replaced by the xApp's schema
     },
 }
+
+
+def onboard(desc: dict, controls: dict | None) -> None:
+    """What `dms_cli onboard --config_file_path=config-file.json --shcema_file_path=schema.json` checks
+    (raises jsonschema's ValidationError / SchemaError, or ValueError for a missing name/version)."""
+    schema = copy.deepcopy(ONBOARDER)
+    if controls is not None:
+        schema["properties"]["controls"] = controls
+    jsonschema.Draft7Validator.check_schema(schema)
+    jsonschema.validate(desc, schema)
+    if not (desc.get("name") or desc.get("xapp_name")) or "version" not in desc:   # xApp_builder.xApp.__init__
+        raise ValueError("name and version are required")
 
 
 def descriptor() -> dict:
     return json.loads((DESC / "config-file.json").read_text())
 
 
-def onboarder_schema() -> dict:
-    s = copy.deepcopy(ONBOARDER)
-    s["properties"]["controls"] = json.loads((DESC / "schema.json").read_text())
-    return s
+def controls() -> dict:
+    return json.loads((DESC / "schema.json").read_text())
 
 
 def test_the_descriptor_passes_the_onboarders_checks_with_our_controls_schema():
-    jsonschema.Draft7Validator.check_schema(onboarder_schema())
-    jsonschema.Draft7Validator(onboarder_schema()).validate(descriptor())
+    onboard(descriptor(), controls())
+
+
+def test_the_restated_schema_refuses_what_the_onboarder_refuses():
+    """Its patterns and shapes do what upstream's own cases say (and what the old descriptor did)."""
+    registry = re.compile(REGISTRY)
+    for ok in ("nexus3.o-ran-sc.org:10002", "docker.io", "10.0.0.1:5000", "127.0.0.1:5000", "registry.local"):
+        assert registry.match(ok), ok
+    for bad in ("localhost:5000", "localhost", "ghcr.io/org", "300.1.1.1:5000", "nexus3.o-ran-sc.org:port"):
+        assert not registry.match(bad), bad
+    with pytest.raises(jsonschema.ValidationError, match="__empty_control_section__"):
+        onboard(descriptor(), None)                  # controls without their schema: refused upstream too
+
+
+@pytest.mark.parametrize("former", [
+    lambda d: d["containers"][0]["image"].update(registry="localhost:5000"),
+    lambda d: d.update(metrics=measurements()[0]["metrics"]),
+], ids=["registry localhost:5000", "metrics as a list"])
+def test_each_former_violation_is_refused(former):
+    d = descriptor()
+    former(d)
+    with pytest.raises(jsonschema.ValidationError):
+        onboard(d, controls())
 
 
 @pytest.mark.parametrize("break_it", [
@@ -82,16 +129,19 @@ def test_the_descriptor_passes_the_onboarders_checks_with_our_controls_schema():
     lambda d: d["livenessProbe"].pop("periodSeconds"),
     lambda d: d["messaging"]["ports"][0].update(port="8080"),
     lambda d: d["messaging"]["ports"][1].update(rxMessages=["RIC_INDICATION"]),     # without tx/policies
-    lambda d: d["metrics"][0].pop("type"),
+    lambda d: d["livenessProbe"].update(exec={"command": ["true"]}),
+    lambda d: d["containers"][0].update(command="wmfm xapp"),
+    lambda d: d["annotations"].update({"prometheus.io/port": 8080}),
+    lambda d: d.update(version="0.1"),
     lambda d: d["controls"]["sync"].update(max_skew_ms="100"),
     lambda d: d["controls"].update(unknown_control=1),
-], ids=["version", "image.tag", "probe.periodSeconds", "port type", "rx without tx", "metric type",
-        "control type", "unknown control"])
+], ids=["version", "image.tag", "probe.periodSeconds", "port type", "rx without tx", "probe exec and httpGet",
+        "command a string", "annotation a number", "version not semver", "control type", "unknown control"])
 def test_a_broken_descriptor_is_refused(break_it):
     d = descriptor()
     break_it(d)
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.Draft7Validator(onboarder_schema()).validate(d)
+    with pytest.raises((jsonschema.ValidationError, ValueError)):
+        onboard(d, controls())
 
 
 def _leaves(schema: dict, path: str = ""):
@@ -136,5 +186,6 @@ def _leaves_of(tree: dict, path: str = ""):
             yield p, v
 
 
-def test_the_descriptor_metrics_are_the_ones_the_app_serves():
-    assert descriptor()["metrics"] == metrics_descriptor(), "copy wmfm.xapp.schema.metrics_descriptor() into it"
+def test_the_descriptor_measurements_are_the_ones_the_app_serves():
+    assert descriptor()["measurements"] == measurements(), "run `make descriptor`"
+    assert descriptor()["metrics"] == {"url": "/ric/v1/metrics", "namespace": "ricxapp"}

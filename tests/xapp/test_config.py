@@ -19,7 +19,7 @@ def test_schema_is_current_and_the_descriptor_validates():
     doc = json.loads((DESC / "config-file.json").read_text())
     jsonschema.validate(doc["controls"], controls_schema())
     cfg = load(DESC / "config-file.json", env={})
-    assert cfg.indications.endpoint == "tcp://0.0.0.0:5560" and cfg.redis.url == "embedded"
+    assert cfg.indications.endpoint == "tcp://0.0.0.0:5560" and cfg.redis.url == "auto"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**doc["controls"], "sync": {"max_skew_ms": "x"}}, controls_schema())
 
@@ -35,7 +35,7 @@ def test_overrides_from_env_and_command_line():
     ("sync.max_skw=3", "controls.sync.max_skw: unknown key"),
     ("batch.max_batch=\"many\"", "controls.batch.max_batch: expected int, got str"),
     ("backend.name=openvino", "controls.backend.name: expected one of"),
-    ("redis.url=http://x", "controls.redis.url: expected 'embedded' or a redis://"),
+    ("redis.url=http://x", "controls.redis.url: expected 'auto', 'embedded' or a redis://"),
     ("bogus=1", "controls.bogus: unknown key"),
 ])
 def test_bad_controls_stop_start_up_with_one_line(override, message, capsys):
