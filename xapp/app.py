@@ -43,12 +43,12 @@ from .batch import DRAIN_PER_POLL, Batcher
 from .codec import Limits, decode_indication, parse_frame
 from .codec import warmup as warm_codec
 from .controls import XAppConfig
+from .dbaas import connect, resolve
 from .frames import FrameWorker
 from .inference.engine import Engine
 from .metrics import Metrics
 from .records import Indication
 from .redis_server import EmbeddedRedis
-from .dbaas import connect, resolve
 from .sink import RedisSink
 from .status import StatusServer
 from .sync import FrameSync, SNTracker

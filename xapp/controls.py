@@ -180,9 +180,10 @@ class RedisConfig:
     retry_backoff_ms: tuple[float, float] = (50.0, 2000.0)   # exponential backoff: first, cap
 
     def validate(self, where: str) -> None:
-        check(self.url in ("auto", "embedded") or self.url.split("://")[0] in ("redis", "rediss", "unix", "redis+sentinel"),
-              f"{where}.url", f"expected 'auto', 'embedded' or a redis://, rediss://, unix:// or redis+sentinel:// URL, "
-                              f"got {self.url!r}")
+        schemes = ("redis", "rediss", "unix", "redis+sentinel")
+        check(self.url in ("auto", "embedded") or self.url.split("://")[0] in schemes, f"{where}.url",
+              f"expected 'auto', 'embedded' or a redis://, rediss://, unix:// or redis+sentinel:// URL, "
+              f"got {self.url!r}")
         check(bool(self.namespace) and "," not in self.namespace, f"{where}.namespace", "non-empty, no comma")
         check_range(self.stream_maxlen, 1, 1 << 40, f"{where}.stream_maxlen")
         check_range(self.buffer, 1, 100_000_000, f"{where}.buffer")
