@@ -17,6 +17,9 @@ $(VENV)/.done: pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e '.[dev,sim,train]'
+	# the RIC's Python SDL, for the test that reads the insights as other xApps do; its metadata pins
+	# redis==4.3.6 and hiredis==2.0.0, yet it runs on the redis-py installed above
+	$(PY) -m pip install -q --no-deps ricsdl==3.1.3
 	touch $@
 
 setup: $(VENV)/.done

@@ -1,6 +1,8 @@
 """The Redis sink's write of a batch: plain HSET (one instance) vs the server-side Lua check
-(`scaling.round_robin`: several instances write the same UEs). An embedded redis-server on a
-unix socket, batches of 8 insights for 8 UEs, the two variants interleaved round by round.
+(`scaling.round_robin`: several instances write the same UEs), each without and with the SDL
+mirror (`redis.sdl_mirror`: a JSON string per UE, the set of UEs, a text event per batch). An
+embedded redis-server on a unix socket, batches of 8 insights for 8 UEs, the four variants
+interleaved round by round.
 
     python scripts/bench_sink.py [--rounds 2000] [--batch 8]
 """
@@ -23,8 +25,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     args = ap.parse_args()
     with EmbeddedRedis() as srv:
-        sinks = {name: RedisSink(redis.Redis.from_url(srv.url), RedisConfig(), Metrics(), shared=shared)
-                 for name, shared in (("HSET", False), ("Lua", True))}
+        sinks = {name: RedisSink(redis.Redis.from_url(srv.url), RedisConfig(sdl_mirror=mirror), Metrics(),
+                                 shared=shared)
+                 for name, shared, mirror in (("HSET", False, False), ("Lua", True, False),
+                                              ("HSET+SDL", False, True), ("Lua+SDL", True, True))}
         times = {name: [] for name in sinks}
         t_ns = time.time_ns()
         for k in range(args.rounds + 100):                 # the first 100 rounds warm up
@@ -38,9 +42,11 @@ def main() -> None:
                     times[name].append(time.perf_counter() - t0)
     for name, t in times.items():
         t = np.array(t) * 1e3
-        print(f"{name:<5} batch of {args.batch}: p50 {np.percentile(t, 50):.3f} ms, p99 {np.percentile(t, 99):.3f} ms, "
+        print(f"{name:<8} batch of {args.batch}: p50 {np.percentile(t, 50):.3f} ms, p99 {np.percentile(t, 99):.3f} ms, "
               f"mean {t.mean():.3f} ms")
-    print(f"Lua / HSET (p50): {np.percentile(times['Lua'], 50) / np.percentile(times['HSET'], 50):.2f}x")
+    p50 = {name: np.percentile(t, 50) for name, t in times.items()}
+    print(f"Lua / HSET (p50): {p50['Lua'] / p50['HSET']:.2f}x; with the SDL mirror: "
+          f"HSET {p50['HSET+SDL'] / p50['HSET']:.2f}x, Lua {p50['Lua+SDL'] / p50['Lua']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -141,7 +141,7 @@ def _row(r: list, kind: str) -> str:
 
 def redis_keys() -> str:
     from wmfm.xapp.records import Insight
-    from wmfm.xapp.sink import hash_fields, stream_entry
+    from wmfm.xapp.sink import hash_fields, sdl_value, stream_entry
     x = Insight("gnb-1", 42, 7, 1_700_000_000_000_000_000, 0.93, True, (12.5, -3.25, 1.7), "fused",
                 "wmfm-0.1.0+0123456789ab", "unit1_cam1", 1_699_999_999_990_000_000, 0, 1_700_000_000_004_000_000)
     h = hash_fields(x)
@@ -157,6 +157,25 @@ def redis_keys() -> str:
             f"{', '.join(f'`{k}`' for k in stream_entry(x, h))} |\n"
             "| `{wmfm},events` | channel (PUBLISH) | every insight as a serialized `Insight` protobuf "
             "([messages](messages.md)) |\n\n"
+            "## The SDL mirror (`redis.sdl_mirror`, on by default)\n\n"
+            "Other xApps read and write Redis through the RIC's SDL libraries (ricsdl in Python, sdlgo in Go): "
+            "plain string values, sets, and events as UTF-8 text split on `___`. The hash and the stream above are "
+            "types they do not read (WRONGTYPE) and the protobuf channel is binary, so the xApp also writes:\n\n"
+            "| key (as Redis holds it) | SDL name | Redis type | content |\n|---|---|---|---|\n"
+            "| `{wmfm},insight:<ran_name>:<ue_id>` | `insight:<ran_name>:<ue_id>` | string, expires "
+            "`redis.sdl_ttl_s` after its last write | the UE's newest insight, UTF-8 JSON |\n"
+            "| `{wmfm},ues` | `ues` | set | `<ran_name>:<ue_id>` of every UE with a live insight key |\n"
+            "| `{wmfm},updates` | channel `updates` | channel (PUBLISH) | per batch, the SDL names of the "
+            "insight keys written, joined by `___` |\n\n"
+            "Read with ricsdl (`DBAAS_SERVICE_HOST`/`DBAAS_SERVICE_PORT` set, as on a RIC):\n\n"
+            "```python\nfrom ricsdl.syncstorage import SyncStorage\nsdl = SyncStorage()\n"
+            "ues = sdl.get_members(\"wmfm\", \"ues\")                      # {b\"gnb-1:42\", ...}\n"
+            "docs = sdl.get(\"wmfm\", {\"insight:\" + u.decode() for u in ues})   # {\"insight:gnb-1:42\": b'{...}'}\n"
+            "sdl.subscribe_channel(\"wmfm\", lambda channel, events: print(events), \"updates\")\n"
+            "sdl.start_event_listener()\n```\n\n"
+            f"The value of the example insight below: `{sdl_value(x).decode()}`\n\n"
+            "Only the per-UE state follows the publish mode `state` of the [A1 policy](../guide/a1-policy.md); "
+            "`none` writes nothing.\n\n"
             "## Fields (the hash; the stream entry adds `ran` and `ue`)\n\n"
             "An example insight, as written:\n\n| field | value |\n|---|---|\n" + rows + "\n\n"
             "`p_los` is P(LoS); `los` is `p_los > los_threshold`; `x`, `y`, `z` the position in metres in the "

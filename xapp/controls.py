@@ -178,6 +178,10 @@ class RedisConfig:
     tls_cert_file: str = ""                 # client certificate (mutual TLS)
     tls_key_file: str = ""                  # client key (mutual TLS)
     retry_backoff_ms: tuple[float, float] = (50.0, 2000.0)   # exponential backoff: first, cap
+    sdl_mirror: bool = True                 # also write each UE's newest insight as the RIC's SDL libraries read it
+                                            # (a JSON string per UE, a set of UEs, a text event channel)
+    sdl_ttl_s: float = 60.0                 # a UE's mirror key expires this long after its last insight (and
+                                            # the UE leaves the set)
 
     def validate(self, where: str) -> None:
         schemes = ("redis", "rediss", "unix", "redis+sentinel")
@@ -187,6 +191,7 @@ class RedisConfig:
         check(bool(self.namespace) and "," not in self.namespace, f"{where}.namespace", "non-empty, no comma")
         check_range(self.stream_maxlen, 1, 1 << 40, f"{where}.stream_maxlen")
         check_range(self.buffer, 1, 100_000_000, f"{where}.buffer")
+        check_range(self.sdl_ttl_s, 1, 86_400, f"{where}.sdl_ttl_s")
         first, cap = self.retry_backoff_ms
         check(0 < first <= cap <= 3_600_000, f"{where}.retry_backoff_ms",
               f"expected 0 < first <= cap <= 3600000 ms, got [{first}, {cap}]")
