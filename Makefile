@@ -39,10 +39,12 @@ lint: setup
 proto: setup
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=proto proto/*.proto
 
-# Regenerate deploy/descriptor/schema.json from xapp/controls.py (a test checks it is current)
+# Regenerate deploy/descriptor/schema.json and the descriptor's measurements from xapp/, and the A1
+# policy type deploy/a1/policy-type.json from xapp/policy.py (tests check they are current)
 descriptor: setup
 	$(PY) -m wmfm.xapp.schema > deploy/descriptor/schema.json
 	$(PY) -m wmfm.xapp.schema --measurements deploy/descriptor/config-file.json
+	$(PY) -m wmfm.xapp.policy > deploy/a1/policy-type.json
 
 # Regenerate docs/reference/ (controls, metrics, messages, Redis keys) from the code (a test checks it is current)
 reference: setup

@@ -47,6 +47,7 @@ from .dbaas import connect, resolve
 from .frames import FrameWorker
 from .inference.engine import Engine
 from .metrics import Metrics
+from .policy import Effective, Policies
 from .records import Indication
 from .redis_server import EmbeddedRedis
 from .sink import RedisSink
@@ -110,6 +111,9 @@ class XApp:
         self.cells = frozenset(cfg.scaling.cells)
         self.ctx = self.curve = self.status = self.embedded = self.backend = self.frames = None
         self.artifact = self.engine = self.sink = self.sync = self.sn = self.pending = self.indications = None
+        self.policies: Policies | None = None
+        self.policy_version = 0                 # the version of the policies the loop applies
+        self.enabled: frozenset[str] = frozenset()   # the A1 policy's cells; empty: every cell
         self.socks: dict[str, zmq.Socket] = {}
         self.endpoints: dict[str, str] = {}
 
@@ -133,6 +137,7 @@ class XApp:
             self.sync = FrameSync(cfg.sync, list(cfg.cameras), metrics=m)
             self.sn = SNTracker(metrics=m, expect_gaps=cfg.scaling.round_robin)
             self.pending = Batcher(cfg.batch, m)
+            self.policies = Policies(Effective(cfg.los_threshold, cfg.sync.max_skew_ms, (), "all"), m)
             if self.redis_url == "embedded":
                 self.embedded = EmbeddedRedis().start()
                 self.redis_url = self.embedded.url
@@ -186,7 +191,8 @@ class XApp:
                 "backend": self.backend.describe() if self.backend else None, "endpoints": self.endpoints,
                 "redis": redact(self.redis_url), "redis_source": self.redis.source,
                 "namespace": self.cfg.redis.namespace,
-                "http_port": self.status.port if self.status else None, "queues": self.queues()}
+                "http_port": self.status.port if self.status else None, "queues": self.queues(),
+                "policy": self.policies.effective.to_json() if self.policies else None}
 
     def queues(self) -> dict:
         """Per receive socket: the messages it queues per sender and the memory that can take."""
@@ -209,6 +215,9 @@ class XApp:
             return
         if self.cells and ind.cell not in self.cells:               # another instance's cell (sharding)
             self.metrics.skipped.labels("other_cell").inc()
+            return
+        if self.enabled and ind.cell not in self.enabled:           # a cell the A1 policy leaves out
+            self.metrics.skipped.labels("policy_cell").inc()
             return
         camera = self.cfg.camera_for(ind.cell)
         self.metrics.reports.inc(len(ind.reports))
@@ -256,6 +265,23 @@ class XApp:
         self._run_batches(force)
         self.sink.flush()
 
+    def _apply_policy(self) -> None:
+        """The effective A1 policy into the stages (on the loop's thread, between two turns): reports
+        decided from now on follow it."""
+        self.policy_version = self.policies.version         # read first: a change meanwhile is applied next turn
+        p = self.policies.effective
+        self.engine.threshold = p.los_threshold
+        self.sync.skew_ns = int(p.max_skew_ms * 1e6)
+        self.enabled = frozenset(p.cells)
+        self.sink.publish_mode = p.publish
+        self.log.info("policy applied", extra={"mdc": {"policy": p.to_json(), "version": self.policy_version}})
+
+    def policy_request(self, operation: str, instance: str, result: str, reason: str = "") -> None:
+        """An A1 policy request handled (HTTP threads): counted, and logged with its reason."""
+        self.metrics.policy_requests.labels(operation, result).inc()
+        log = self.log.warning if result == "refused" else self.log.info
+        log(f"policy {operation} {instance}: {result}", extra={"mdc": {"instance": instance, "reason": reason}})
+
     def _poll_timeout_ms(self) -> float:
         now = time.time_ns()
         waits = [100.0]                                              # look at the stop flag 10x a second
@@ -284,6 +310,8 @@ class XApp:
         try:
             while not self.stop_event.is_set():
                 events = dict(poller.poll(self._poll_timeout_ms()))
+                if self.policies.version != self.policy_version:     # before anything received after the change
+                    self._apply_policy()
                 if self.frames.wake_rx in events:                   # frames first: they settle waiting CSI
                     self._on_frames()
                 if ind in events:

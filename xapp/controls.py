@@ -230,6 +230,15 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class PolicyConfig:
+    """A1 policies (policy type 28001): the LoS threshold, pairing skew, enabled cells and publish mode
+    an operator steers at run time, over these controls."""
+    rest: Literal["any", "local", "off"] = "any"   # who may PUT/DELETE /ric/v1/policies/<id> on the HTTP port:
+                                            # any client, local (loopback only: the E2 bridge in the same pod) or
+                                            # nobody (the policies stay readable)
+
+
+@dataclass(frozen=True)
 class XAppConfig:
     """The xApp's controls (the descriptor's `controls` section)."""
     artifact: str = "artifact"              # `wmfm export` output folder
@@ -244,6 +253,7 @@ class XAppConfig:
     redis: RedisConfig = field(default_factory=RedisConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     scaling: ScalingConfig = field(default_factory=ScalingConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     los_threshold: float = 0.5              # an insight says LoS when p_los > this
     drain_s: float = 5.0                    # SIGTERM: finish in-flight work within this, then exit
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"   # DEBUG logs every dropped message

@@ -21,7 +21,8 @@ class Metrics:
         self.sn_missing = Counter("wmfm_sn_missing", "indications missing according to SN gaps", registry=r)
         self.sync = Counter("wmfm_sync", "CSI reports by pairing result: fused or csi_only (no frame in time)",
                             ["result"], registry=r)
-        self.skipped = Counter("wmfm_skipped", "indications left to another instance, by reason (other_cell)",
+        self.skipped = Counter("wmfm_skipped", "indications not served, by reason: other_cell (another instance's, "
+                               "scaling.cells), policy_cell (a cell the A1 policy leaves out)",
                                ["reason"], registry=r)
         self.dropped = Counter("wmfm_dropped", "UE reports dropped after decoding, by reason: queue_full, "
                                "inference_error (their batch failed), internal_error (a handler failed)",
@@ -53,6 +54,10 @@ class Metrics:
         self.http = Counter("wmfm_http_connections", "HTTP connections by result: served (a GET answered), refused "
                             "(http.max_connections busy: closed unanswered), error (the client went away, timed "
                             "out or sent junk)", ["result"], registry=r)
+        self.policy_requests = Counter("wmfm_policy_requests", "A1 policy requests by operation (CREATE, UPDATE, "
+                                       "DELETE, PUT) and result (ok, deleted, unknown, refused)",
+                                       ["operation", "result"], registry=r)
+        self.policy_instances = Gauge("wmfm_policy_instances", "A1 policy instances in force", registry=r)
         self.waiting = Gauge("wmfm_sync_waiting", "UE reports waiting for a camera frame", registry=r)
         ProcessCollector(registry=r)        # process_cpu_seconds_total, process_resident_memory_bytes, ...
 

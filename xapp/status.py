@@ -5,6 +5,11 @@
                                bound and Redis answers; 503 with the reasons otherwise
     GET /ric/v1/config         the effective configuration and the model/backend in use (JSON)
     GET /ric/v1/metrics        Prometheus text format
+    GET /ric/v1/policies       the A1 policy type's effective settings and instances (policy.py)
+    GET /ric/v1/policytype     the A1 policy type (what the A1 mediator is given)
+    PUT /ric/v1/policies/<id>  create or update an instance (JSON body); 400 with the reason if refused
+    DELETE /ric/v1/policies/<id>
+                               (who may PUT and DELETE: `policy.rest`, any / local / off; else 403)
 
 Bounded: a connection idle or slow for `http.timeout_s` is closed, at most `http.max_connections`
 are served at once (more are closed unanswered), the kernel queues `http.backlog` more. Clients
@@ -14,8 +19,10 @@ logged with a traceback.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -23,6 +30,17 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from wmfm.config import ConfigError
 
 from .controls import HttpConfig
+from .policy import POLICY_TYPE, PolicyError
+
+MAX_BODY = 64 << 10                 # bytes of a PUT body (a policy instance is a few hundred)
+POLICIES = "/ric/v1/policies"
+
+
+_NOT_FOUND = (404, "application/json", b'{"error": "not found"}')
+
+
+def _json(code: int, doc) -> tuple[int, str, bytes]:
+    return int(code), "application/json", json.dumps(doc).encode()
 
 
 class _Server(ThreadingHTTPServer):
@@ -67,7 +85,23 @@ class StatusServer:
             timeout = cfg.timeout_s                          # socket timeout: an idle or slow client is closed
 
             def do_GET(self):  # noqa: N802 - http.server's name
-                code, ctype, body = outer.route(self.path.split("?")[0])
+                self.answer(*outer.route(self.path.split("?")[0]))
+
+            def do_PUT(self):  # noqa: N802
+                n = self.headers.get("Content-Length", "")
+                if not n.isdigit() or int(n) > MAX_BODY:        # refused unread
+                    reason = f"a body of 0-{MAX_BODY} bytes with its Content-Length"
+                    outer.app.policy_request("PUT", self.path.split("?")[0].rsplit("/", 1)[-1], "refused", reason)
+                    self.answer(*_json(HTTPStatus.LENGTH_REQUIRED if not n.isdigit() else
+                                       HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"status": "ERROR", "reason": reason}))
+                    self.close_connection = True
+                    return
+                self.answer(*outer.write("PUT", self.path.split("?")[0], self.rfile.read(int(n)), self.client_address))
+
+            def do_DELETE(self):  # noqa: N802
+                self.answer(*outer.write("DELETE", self.path.split("?")[0], b"", self.client_address))
+
+            def answer(self, code, ctype, body):
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
@@ -104,7 +138,42 @@ class StatusServer:
             return 200, "application/json", json.dumps(self.app.describe(), indent=2).encode()
         if path == "/ric/v1/metrics":
             return 200, CONTENT_TYPE_LATEST, self.app.metrics.render()
-        return 404, "application/json", b'{"error": "not found"}'
+        if self.app.policies is not None:
+            if path == POLICIES:
+                return _json(200, self.app.policies.describe())
+            if path == "/ric/v1/policytype":
+                return _json(200, POLICY_TYPE)
+            if path.startswith(POLICIES + "/"):
+                doc = self.app.policies.describe()["instances"].get(path[len(POLICIES) + 1:])
+                return _json(200, doc) if doc is not None else _NOT_FOUND
+        return _NOT_FOUND
+
+    def write(self, method: str, path: str, body: bytes, client=("127.0.0.1", 0)) -> tuple[int, str, bytes]:
+        """PUT / DELETE /ric/v1/policies/<id>: a policy instance created, updated or deleted."""
+        policies = self.app.policies
+        if policies is None or not path.startswith(POLICIES + "/"):
+            return _NOT_FOUND
+        rest = self.app.cfg.policy.rest
+        if rest == "off" or (rest == "local" and not ipaddress.ip_address(client[0]).is_loopback):
+            return _json(403, {"status": "ERROR", "reason": f"policy.rest is {rest}: this client may not write "
+                                                            "policies"})
+        instance = path[len(POLICIES) + 1:]
+        if method == "DELETE":
+            found = policies.delete(instance)
+            self.app.policy_request("DELETE", instance, "deleted" if found else "unknown")
+            return _json(200, {"status": "DELETED"}) if found else _NOT_FOUND
+        try:
+            doc = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.app.policy_request("PUT", instance, "refused", f"not JSON: {exc}")
+            return _json(400, {"status": "ERROR", "reason": f"not JSON: {exc}"})
+        try:
+            new = policies.put(instance, doc)
+        except PolicyError as exc:
+            self.app.policy_request("PUT", instance, "refused", str(exc))
+            return _json(400, {"status": "ERROR", "reason": str(exc)})
+        self.app.policy_request("CREATE" if new else "UPDATE", instance, "ok")
+        return _json(201 if new else 200, {"status": "OK", "effective": policies.effective.to_json()})
 
     def stop(self) -> None:
         self.httpd.shutdown()

@@ -326,6 +326,16 @@ def _need_str(name, fn):
     return call
 
 
+def _all_str(name, fn):
+    """A Sprig function whose every argument is a string."""
+    def call(*args):
+        bad = next((a for a in args if not isinstance(a, str)), "")
+        if not args or not isinstance(bad, str):
+            raise TemplateError(f"{name}: expected strings, got {_kind(bad) if args else 'nothing'}")
+        return fn(*args)
+    return call
+
+
 def _to_yaml(v):
     text = yaml.safe_dump(_plain(v), default_flow_style=False, sort_keys=True, allow_unicode=True, width=1 << 30)
     return text[:-5] if text.endswith("\n...\n") else text[:-1] if text.endswith("\n") else text
@@ -333,6 +343,43 @@ def _to_yaml(v):
 
 def _fail(msg):
     raise TemplateError(f"fail: {msg}")
+
+
+def _len(v):
+    """Go's builtin len: bytes of a string (UTF-8), items of a slice or map."""
+    if isinstance(v, str):
+        return len(v.encode())
+    if isinstance(v, (list, dict)):
+        return len(v)
+    raise TemplateError(f"len of {_kind(v)}")
+
+
+def _from_yaml(s):
+    """Helm's fromYaml: a map, numbers as float64 (sigs.k8s.io/yaml goes through JSON). Helm puts a
+    parse error under the key "Error"; here it is raised."""
+    try:
+        v = yaml.safe_load(s)
+    except yaml.YAMLError as exc:
+        raise TemplateError(f"fromYaml: {exc}") from None
+    if not isinstance(v, dict):
+        raise TemplateError(f"fromYaml: expected a map, got {_kind(v)}")
+    return _floats(v)
+
+
+def _merge_overwrite(dst, *srcs):
+    """Sprig's mergeOverwrite (mergo WithOverride): each source in turn, maps merged key by key,
+    other values replacing dst's; dst is changed and returned."""
+    for src in srcs:
+        if not isinstance(dst, dict) or not isinstance(src, dict):
+            raise TemplateError(f"mergeOverwrite: expected maps, got {_kind(dst)} and {_kind(src)}")
+        for k, v in src.items():
+            if v is None or v == "":
+                raise TemplateError(f"mergeOverwrite: empty value of {k!r} (mergo versions differ on it)")
+            if isinstance(v, dict) and isinstance(dst.get(k), dict):
+                _merge_overwrite(dst[k], v)
+            else:
+                dst[k] = v
+    return dst
 
 
 def _index(v, *keys):
@@ -350,11 +397,17 @@ FUNCS = {
     "toJson": lambda v: json.dumps(_plain(v), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"),
     "fromJson": _need_str("fromJson", lambda s: _floats(json.loads(s))),
+    "fromYaml": _need_str("fromYaml", _from_yaml),
+    "mergeOverwrite": _merge_overwrite,
+    "list": lambda *a: list(a),
+    "len": _len,
     "indent": _need_str("indent", lambda n, s: " " * n + s.replace("\n", "\n" + " " * n)),
     "nindent": _need_str("nindent", lambda n, s: "\n" + " " * n + s.replace("\n", "\n" + " " * n)),
     "trunc": _need_str("trunc", lambda n, s: s[:n] if n >= 0 else s[n:]),
     "trimSuffix": _need_str("trimSuffix", lambda suf, s: s[:-len(suf)] if suf and s.endswith(suf) else s),
     "trimPrefix": _need_str("trimPrefix", lambda pre, s: s[len(pre):] if s.startswith(pre) else s),
+    "replace": _all_str("replace", lambda old, new, s: s.replace(old, new)),
+    "contains": _all_str("contains", lambda sub, s: sub in s),
     "b64enc": _need_str("b64enc", lambda s: base64.b64encode(s.encode()).decode()),
     "sha256sum": _need_str("sha256sum", lambda s: hashlib.sha256(s.encode()).hexdigest()),
     "printf": _printf,

@@ -1,20 +1,27 @@
 """The Helm chart (deploy/helm/wmfm-xapp), rendered by tests/deploy/helmlite.py (no helm here):
-every object valid against the Kubernetes OpenAPI schemas (strict), the same descriptor as
-deploy/descriptor/config-file.json, probes and ports from it, and WMFM__ overrides that the
-app's own config loader accepts."""
+every object valid against the Kubernetes OpenAPI schemas (strict; the ServiceMonitor against the
+fields of its CRD that matter), names and labels as the O-RAN SC xApp chart (xapp-std) makes them,
+the same descriptor as deploy/descriptor/config-file.json, probes and ports from it, DBAAS_* and
+WMFM__ variables that the app's own config loader and dbaas resolver accept, and a Grafana
+dashboard that only asks for metrics the app serves."""
 
 import base64
 import copy
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
+import jsonschema
 import kubernetes_validate
 import pytest
 from kubernetes_validate.utils import all_versions, latest_version
 from packaging.version import Version
+from prometheus_client.metrics import MetricWrapperBase
 from wmfm.xapp import controls as config
+from wmfm.xapp import dbaas
+from wmfm.xapp.metrics import Metrics
 
 sys.path.insert(0, str(Path(__file__).parent))
 from helmlite import Chart, TemplateError, render_string  # noqa: E402
@@ -23,6 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "wmfm-xapp"
 DESCRIPTOR = ROOT / "deploy" / "descriptor" / "config-file.json"
 DESC = json.loads(DESCRIPTOR.read_text())
+NS, NAME = "ricxapp", DESC["name"]                 # the default namespace of the renders, the xApp's name
+FULL = f"{NS}-{NAME}"
+DBAAS_HOST = "service-ricplt-dbaas-tcp.ricplt.svc.cluster.local"
 # the oldest Kubernetes the chart claims (Chart.yaml kubeVersion: >=1.25; or the oldest schema the
 # package still ships) and the newest one it ships
 K8S_VERSIONS = (next(v for v in all_versions() if Version(v) >= Version("1.25")), latest_version())
@@ -36,6 +46,10 @@ CASES = {
     "password": {"redis": {"password": "s3cret", "username": "wmfm"}},
     "existing-secret": {"redis": {"existingSecret": "dbaas-auth", "existingSecretKey": "redis-password"}},
     "claim": {"artifact": {"existingClaim": "wmfm-artifact"}},
+    "sentinel": {"dbaas": {"masterName": "dbaasmaster", "sentinelPort": 26379}},
+    "monitoring": {"serviceMonitor": {"enabled": True, "interval": "30s",
+                                      "labels": {"release": "kube-prometheus-stack"}}},
+    "no-extras": {"grafanaDashboard": {"enabled": False}, "dbaas": {"appconfig": ""}},
     "tls": {"redis": {"url": "rediss://service-ricplt-dbaas-tcp.ricplt:6380/0"},
             "env": {"WMFM__REDIS__TLS_CA_FILE": "/etc/wmfm/redis-tls/ca.crt"},
             "extraVolumes": [{"name": "redis-tls", "secret": {"secretName": "dbaas-tls"}}],
@@ -54,8 +68,8 @@ def chart():
     return Chart(CHART)
 
 
-def objects(chart, case=None, values=None):
-    objs = chart.render(copy.deepcopy(CASES[case] if case else values))
+def objects(chart, case=None, values=None, **release):
+    objs = chart.render(copy.deepcopy(CASES[case] if case else values), **release)
     return {(o["kind"], o["metadata"]["name"]): o for o in objs}
 
 
@@ -65,54 +79,155 @@ def one(objs, kind, suffix=""):
     return found[0]
 
 
+def services(objs) -> dict:
+    """{descriptor port name: its Service}."""
+    return {o["spec"]["ports"][0]["name"]: o for (k, _), o in objs.items() if k == "Service"}
+
+
 def container(objs):
     (c,) = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
     return c
 
 
 def app_env(objs) -> dict:
-    """The environment the app would see: the appenv ConfigMap (envFrom), the container's env
-    (a placeholder for a secretKeyRef)."""
+    """The environment the app would see where the platform's dbaas-appconfig does not exist: the
+    appenv ConfigMap (envFrom), the container's env (a placeholder for a secretKeyRef)."""
     c = container(objs)
-    (ref,) = c["envFrom"]
+    ref = c["envFrom"][0]["configMapRef"]
+    assert ref == {"name": one(objs, "ConfigMap", "-appenv")["metadata"]["name"]}        # not optional
     env = dict(one(objs, "ConfigMap", "-appenv")["data"])
-    assert ref["configMapRef"]["name"] == one(objs, "ConfigMap", "-appenv")["metadata"]["name"]
     for e in c["env"]:
         env[e["name"]] = e.get("value", "placeholder-from-secret")
     return env
+
+
+# The fields of the ServiceMonitor CRD (prometheus-operator, monitoring.coreos.com/v1) that the chart
+# sets, restated. The API server prunes a field its CRD does not declare without a word, so the
+# restatement refuses any other field: a misspelt one fails here instead of vanishing there.
+DURATION = r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+_STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
+SERVICE_MONITOR = {
+    "type": "object", "required": ["apiVersion", "kind", "metadata", "spec"], "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"}, "kind": {"const": "ServiceMonitor"},
+        "metadata": {"type": "object"},
+        "spec": {"type": "object", "required": ["selector"], "additionalProperties": False, "properties": {
+            "selector": {"type": "object", "additionalProperties": False, "properties": {"matchLabels": _STRINGS}},
+            "namespaceSelector": {"type": "object", "additionalProperties": False, "properties": {
+                "any": {"type": "boolean"}, "matchNames": {"type": "array", "items": {"type": "string"}}}},
+            "endpoints": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "additionalProperties": False, "properties": {
+                    "port": {"type": "string"}, "path": {"type": "string"},
+                    "scheme": {"enum": ["http", "https"]},
+                    "interval": {"type": "string", "pattern": DURATION}}}}}}}}
+
+
+def check_service_monitor(sm, objs, version):
+    jsonschema.validate(sm, SERVICE_MONITOR)
+    # its metadata is an ObjectMeta: checked as a ConfigMap's (names, label syntax)
+    kubernetes_validate.validate({"apiVersion": "v1", "kind": "ConfigMap", "metadata": sm["metadata"]},
+                                 version, strict=True)
+    picked = [s for s in services(objs).values()
+              if s["metadata"]["namespace"] in sm["spec"]["namespaceSelector"]["matchNames"]
+              and sm["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()]
+    assert [s["metadata"]["name"] for s in picked] == [f"service-{FULL}-http"]           # that one only
+    assert {e["port"] for e in sm["spec"]["endpoints"]} <= {p["name"] for p in picked[0]["spec"]["ports"]}
+    assert sm["metadata"]["namespace"] == NS
+
+
+def expected_kinds(case):
+    values = CASES[case]
+    return sorted(["ConfigMap", "ConfigMap", "Deployment"] + ["Service"] * 3
+                  + ["ConfigMap"] * values.get("grafanaDashboard", {}).get("enabled", True)
+                  + ["Secret"] * bool(values.get("redis", {}).get("password"))
+                  + ["ServiceMonitor"] * values.get("serviceMonitor", {}).get("enabled", False))
 
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 def test_every_object_is_valid_kubernetes(chart, case, version):
     objs = objects(chart, case)
-    kinds = sorted(k for k, _ in objs)
-    secret = case == "password"
-    assert kinds == sorted(["ConfigMap", "ConfigMap", "Deployment", "Service", "Service"] + ["Secret"] * secret)
+    assert sorted(k for k, _ in objs) == expected_kinds(case)
     for obj in objs.values():
-        kubernetes_validate.validate(obj, version, strict=True)
+        if obj["kind"] == "ServiceMonitor":                  # a CRD: kubernetes-validate does not know it
+            check_service_monitor(obj, objs, version)
+        else:
+            kubernetes_validate.validate(obj, version, strict=True)
     chart.render_text(CASES[case])["NOTES.txt"]                          # NOTES.txt renders too
 
 
 def test_strict_validation_would_catch_a_misplaced_field(chart):
-    dep = one(objects(chart, "defaults"), "Deployment")
+    objs = objects(chart, "monitoring")
+    dep = one(objs, "Deployment")
     dep["spec"]["template"]["spec"]["containers"][0]["readOnlyRootFilesystem"] = True   # not a container field
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(dep, K8S_VERSIONS[0], strict=True)
+    sm = one(objs, "ServiceMonitor")
+    sm["spec"]["endpoints"][0]["intervall"] = "15s"                              # pruned by the API server
+    with pytest.raises(jsonschema.ValidationError):
+        check_service_monitor(sm, objs, K8S_VERSIONS[0])
 
 
-def test_the_chart_ships_the_descriptor_itself(chart):
-    link = CHART / "files" / "config-file.json"
-    assert link.is_symlink() and not Path(link.readlink()).is_absolute()
-    assert link.resolve() == DESCRIPTOR.resolve()
+def test_names_and_labels_are_the_xapp_std_ones(chart):
+    """What appmgr and the platform compute from the xApp's name and namespace, not the release's."""
+    assert chart.meta["name"] == NAME
+    objs = objects(chart, "defaults", name="lab-a")
+    assert sorted(name for _, name in objs) == sorted([
+        FULL, f"configmap-{FULL}-appconfig", f"configmap-{FULL}-appenv", f"configmap-{FULL}-grafana",
+        *(f"service-{FULL}-{p['name']}" for p in DESC["messaging"]["ports"])])
+    dep = one(objs, "Deployment")
+    std = {"app": FULL, "chart": f"wmfm-xapp-{chart.meta['version']}", "release": "lab-a", "heritage": "Helm"}
+    for obj in objs.values():
+        assert std.items() <= obj["metadata"]["labels"].items(), obj["metadata"]["name"]
+        assert obj["metadata"]["labels"]["app.kubernetes.io/name"] == NAME
+    assert dep["spec"]["selector"]["matchLabels"] == {"app": FULL, "release": "lab-a"}
+    pod = dep["spec"]["template"]
+    want = {"app": FULL, "kubernetes_name": f"{NS}_{NAME}", "release": "lab-a"}
+    assert want.items() <= pod["metadata"]["labels"].items()
+    assert pod["spec"]["hostname"] == NAME
+    for svc in services(objs).values():
+        assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
+    # every Service NOTES.txt names is one the chart makes
+    notes = chart.render_text({}, name="lab-a")["NOTES.txt"]
+    assert set(re.findall(rf"service-{FULL}-[a-z0-9]+", notes)) == {name for k, name in objs if k == "Service"}
+
+
+def test_the_name_follows_the_namespace_and_name_override(chart):
+    objs = objects(chart, values={"nameOverride": "wmfm-cells-a"}, namespace="ran")
+    dep = one(objs, "Deployment")
+    assert dep["metadata"]["name"] == dep["metadata"]["labels"]["app"] == "ran-wmfm-cells-a"
+    assert dep["spec"]["template"]["metadata"]["labels"]["kubernetes_name"] == "ran_wmfm-cells-a"
+    assert dep["spec"]["template"]["spec"]["hostname"] == "wmfm-cells-a"
+    assert one(objs, "ConfigMap", "-appconfig")["metadata"]["name"] == "configmap-ran-wmfm-cells-a-appconfig"
+    assert sorted(s["metadata"]["name"] for s in services(objs).values()) == [
+        "service-ran-wmfm-cells-a-frames", "service-ran-wmfm-cells-a-http", "service-ran-wmfm-cells-a-indications"]
+    assert one(objs, "ConfigMap", "-appenv")["data"]["RMR_SRC_ID"] == "service-ran-wmfm-cells-a-rmr.ran"
+    assert all(o["metadata"]["namespace"] == "ran" for o in objs.values())
+
+
+def test_the_chart_label_makes_build_metadata_label_safe():
+    chart = Chart(CHART)
+    chart.meta = dict(chart.meta, version="0.1.0+build.5")
+    objs = objects(chart, "defaults")
+    assert {o["metadata"]["labels"]["chart"] for o in objs.values()} == {"wmfm-xapp-0.1.0_build.5"}
+    kubernetes_validate.validate(one(objs, "Deployment"), K8S_VERSIONS[0], strict=True)
+
+
+def test_the_chart_ships_the_descriptor_and_its_schema_themselves(chart):
     objs = objects(chart, "defaults")
     cm = one(objs, "ConfigMap", "-appconfig")
-    assert cm["metadata"]["name"] == "wmfm-xapp-appconfig"
-    assert cm["data"]["config-file.json"] == DESCRIPTOR.read_text()      # byte for byte
+    assert cm["metadata"]["name"] == f"configmap-{NS}-{NAME}-appconfig"                # what appmgr looks up
+    assert sorted(cm["data"]) == ["config-file.json", "schema.json"]
+    for key in cm["data"]:
+        link = CHART / "files" / key
+        assert link.is_symlink() and not Path(link.readlink()).is_absolute()
+        assert link.resolve() == (DESCRIPTOR.parent / key).resolve()
+        assert cm["data"][key] == (DESCRIPTOR.parent / key).read_text()        # byte for byte
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]
     mount = next(m for m in container(objs)["volumeMounts"] if m["mountPath"] == "/opt/ric/config")
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
     assert volume["configMap"]["name"] == cm["metadata"]["name"] and mount["readOnly"]
+    assert one(objs, "ConfigMap", "-appenv")["data"]["XAPP_DESCRIPTOR_PATH"] == mount["mountPath"]
 
 
 @pytest.mark.parametrize("case", ["defaults", "gpu"])
@@ -135,28 +250,52 @@ def test_ports_are_the_descriptor_ports(chart):
     c = container(objs)
     assert {(p["name"], p["containerPort"]) for p in c["ports"]} == want
     assert c["name"] == DESC["containers"][0]["name"] == DESC["messaging"]["ports"][0]["container"]
-    http, zmq = one(objs, "Service", "-http"), one(objs, "Service", "-zmq")
-    assert http["metadata"]["name"] == "service-wmfm-xapp-http" and zmq["metadata"]["name"] == "service-wmfm-xapp-zmq"
-    assert [p["name"] for p in http["spec"]["ports"]] == ["http"]
-    served = {(p["name"], p["port"]) for s in (http, zmq) for p in s["spec"]["ports"]}
-    assert served == want
+    svcs = services(objs)
+    assert {(name, s["metadata"]["name"]) for name, s in svcs.items()} == {
+        (p, f"service-{FULL}-{p}") for p, _ in want}
+    assert {p["name"]: p["port"] for s in svcs.values() for p in s["spec"]["ports"]} == dict(want)
     pod_labels = one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
-    for svc in (http, zmq):
+    for svc in svcs.values():
         assert all(p["targetPort"] == p["name"] for p in svc["spec"]["ports"])
         assert svc["spec"]["selector"].items() <= pod_labels.items()
-    ann = one(objs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
-    assert (ann["prometheus.io/scrape"], ann["prometheus.io/path"]) == ("true", "/ric/v1/metrics")
-    assert ann["prometheus.io/port"] == str(dict(want)["http"])
 
 
-def test_chart_and_image_versions_are_the_package_version(chart):
-    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
-    assert chart.meta["version"] == chart.meta["appVersion"] == version == DESC["version"]
-    image = DESC["containers"][0]["image"]
-    assert container(objects(chart, "defaults"))["image"] == f"{image['name']}:{image['tag']}"
-    assert container(objects(chart, "gpu"))["image"] == f"{image['name']}:{image['tag']}-gpu"
-    assert container(objects(chart, values={"image": {"repository": "localhost:5000/wmfm-xapp", "tag": "dev"}}))[
-        "image"] == "localhost:5000/wmfm-xapp:dev"
+def test_rmr_ports_are_left_to_an_rmr_service(tmp_path):
+    """A port whose name contains "rmr" gets no Service of its own, as in xapp-std."""
+    shutil.copytree(CHART, tmp_path / "chart")                         # the links copied as files
+    desc = copy.deepcopy(DESC)
+    desc["messaging"]["ports"] += [{"name": "rmrdata", "container": NAME, "port": 4560},
+                                   {"name": "rmrroute", "container": NAME, "port": 4561}]
+    (tmp_path / "chart" / "files" / "config-file.json").write_text(json.dumps(desc))
+    objs = objects(Chart(tmp_path / "chart"), "defaults")
+    assert sorted(services(objs)) == sorted(p["name"] for p in DESC["messaging"]["ports"])
+    assert {"rmrdata", "rmrroute"} <= {p["name"] for p in container(objs)["ports"]}
+
+
+def test_prometheus_finds_the_http_service_and_the_pod(chart):
+    objs = objects(chart, "defaults")
+    port = str(next(p["port"] for p in DESC["messaging"]["ports"] if p["name"] == "http"))
+    want = {"prometheus.io/scrape": "true", "prometheus.io/port": port, "prometheus.io/path": "/ric/v1/metrics"}
+    assert want["prometheus.io/path"] == DESC["metrics"]["url"]
+    svcs = services(objs)
+    assert svcs["http"]["metadata"]["annotations"] == want
+    assert all("annotations" not in s["metadata"] for name, s in svcs.items() if name != "http")
+    assert want.items() <= one(objs, "Deployment")["spec"]["template"]["metadata"]["annotations"].items()
+    assert not any(k == "ServiceMonitor" for k, _ in objs)                 # off by default
+
+
+def test_the_service_monitor_scrapes_the_http_service(chart):
+    objs = objects(chart, "monitoring")
+    sm = one(objs, "ServiceMonitor")
+    check_service_monitor(sm, objs, K8S_VERSIONS[-1])
+    assert sm["metadata"]["name"] == FULL
+    assert sm["spec"]["endpoints"] == [{"port": "http", "path": DESC["metrics"]["url"], "scheme": "http",
+                                        "interval": "30s"}]
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": [NS]}
+    labels = sm["metadata"]["labels"]                  # serviceMonitor.labels over the chart's own
+    assert labels["release"] == "kube-prometheus-stack" and labels["app"] == FULL
+    sm = one(objects(chart, values={"serviceMonitor": {"enabled": True}}), "ServiceMonitor")
+    assert sm["spec"]["endpoints"][0]["interval"] == "15s" and sm["metadata"]["labels"]["release"] == "wmfm-xapp"
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -164,16 +303,19 @@ def test_the_env_overrides_load_through_the_apps_own_loader(chart, case):
     objs = objects(chart, case)
     env = app_env(objs)
     cfg = config.load(DESCRIPTOR, env=env)                    # raises on an unknown control or a wrong type
+    target = dbaas.resolve(cfg.redis.url, env)
     redis = {**chart.values["redis"], **CASES[case].get("redis", {})}
-    assert cfg.redis.url == redis["url"]
     if case == "tls":                                          # the CA file is where the extra volume puts it
-        assert cfg.redis.url.startswith("rediss://") and cfg.redis.tls_ca_file == "/etc/wmfm/redis-tls/ca.crt"
+        assert target == dbaas.Target(redis["url"], "controls") and cfg.redis.url == redis["url"]
+        assert cfg.redis.tls_ca_file == "/etc/wmfm/redis-tls/ca.crt"
         c, pod = container(objs), one(objs, "Deployment")["spec"]["template"]["spec"]
         mount = next(m for m in c["volumeMounts"] if m["name"] == "redis-tls")
         assert cfg.redis.tls_ca_file.startswith(mount["mountPath"] + "/")
         assert {"name": "redis-tls", "secret": {"secretName": "dbaas-tls"}} in pod["volumes"]
+    elif case == "sentinel":
+        assert target == dbaas.Target(f"redis+sentinel://{DBAAS_HOST}:26379/dbaasmaster/0", "dbaas")
     else:
-        assert cfg.redis.url == "redis://service-ricplt-dbaas-tcp.ricplt:6379/0"
+        assert cfg.redis.url == "auto" and target == dbaas.Target(f"redis://{DBAAS_HOST}:6379/0", "dbaas")
     assert cfg.redis.namespace == redis["namespace"] and cfg.redis.username == redis["username"]
     if redis["password"] or redis["existingSecret"]:
         assert cfg.redis.password_env == "REDIS_PASSWORD" and "REDIS_PASSWORD" in env
@@ -194,19 +336,50 @@ def test_the_env_overrides_load_through_the_apps_own_loader(chart, case):
         assert cfg.cameras["unit1_cam1"].width == 320
 
 
-def test_names_and_labels_fit_kubernetes_limits_with_a_long_release_name(chart):
-    release = "wmfm-xapp-for-the-downtown-cells-of-the-lab-" + "x" * 9      # 53: the longest helm accepts
-    assert len(release) == 53
-    objs = chart.render({}, name=release, namespace="ricxapp")
+def test_the_appenv_carries_the_xapp_std_dbaas_and_rmr_variables(chart):
+    assert DESC["controls"]["redis"]["url"] == chart.values["redis"]["url"] == "auto"
+    env = one(objects(chart, "defaults"), "ConfigMap", "-appenv")["data"]
+    std = {"DBAAS_SERVICE_HOST": DBAAS_HOST, "DBAAS_SERVICE_PORT": "6379",
+           "DBAAS_PORT_6379_TCP_ADDR": DBAAS_HOST, "DBAAS_PORT_6379_TCP_PORT": "6379",
+           "XAPP_DESCRIPTOR_PATH": "/opt/ric/config", "RMR_RTG_SVC": "4561",
+           "RMR_SRC_ID": f"service-{FULL}-rmr.{NS}"}
+    assert std.items() <= env.items()
+    assert not {"DBAAS_MASTER_NAME", "DBAAS_SERVICE_SENTINEL_PORT", "WMFM__REDIS__URL"} & env.keys()
+    env = one(objects(chart, "sentinel"), "ConfigMap", "-appenv")["data"]
+    assert (env["DBAAS_MASTER_NAME"], env["DBAAS_SERVICE_SENTINEL_PORT"]) == ("dbaasmaster", "26379")
+    env = one(objects(chart, values={"dbaas": {"host": "dbaas.lab", "port": 6380}}), "ConfigMap", "-appenv")["data"]
+    assert (env["DBAAS_SERVICE_HOST"], env["DBAAS_SERVICE_PORT"]) == ("dbaas.lab", "6380")
+    env = one(objects(chart, values={"redis": {"url": "redis://other:6379/0"}}), "ConfigMap", "-appenv")["data"]
+    assert env["WMFM__REDIS__URL"] == "redis://other:6379/0"
+    for half in ({"masterName": "dbaasmaster"}, {"sentinelPort": 26379}):      # a Sentinel needs both
+        with pytest.raises(TemplateError, match="needs"):
+            chart.render({"dbaas": half})
+
+
+def test_the_platforms_dbaas_appconfig_is_an_optional_later_env_source(chart):
+    refs = container(objects(chart, "defaults"))["envFrom"]
+    assert refs == [{"configMapRef": {"name": f"configmap-{FULL}-appenv"}},
+                    {"configMapRef": {"name": "dbaas-appconfig", "optional": True}}]      # later wins
+    assert container(objects(chart, "no-extras"))["envFrom"] == refs[:1]
+
+
+def test_names_and_labels_fit_kubernetes_limits_with_a_long_namespace(chart):
+    # the longest namespace with which service-<ns>-wmfm-xapp-indications is still a DNS label
+    longest = "ric-xapps-of-the-downtown-cells-x"
+    assert len(f"service-{longest}-{NAME}-indications") == 63
+    objs = chart.render({}, name="r" * 53, namespace=longest)        # 53: the longest release name helm accepts
     label = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
     for obj in objs:
         name = obj["metadata"]["name"]
         assert len(name) <= (63 if obj["kind"] == "Service" else 253), name          # a Service name is a DNS label
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name), name
-        for value in obj["metadata"]["labels"].values():
+        labels = {**obj["metadata"]["labels"], **obj.get("spec", {}).get("template", {}).get("metadata", {}).get(
+            "labels", {})}
+        for value in labels.values():
             assert len(value) <= 63 and label.match(value), value
-    assert {o["metadata"]["name"] for o in objs if o["kind"] == "Service"} == {
-        ("service-" + release + "-http")[:63], ("service-" + release + "-zmq")[:63]}
+    # one more character: the platform would look for a name Kubernetes refuses, so the chart refuses it
+    with pytest.raises(TemplateError, match="longer than 63"):
+        chart.render({}, namespace=longest + "y")
 
 
 def test_round_robin_and_headless_follow_the_replica_count(chart):
@@ -218,8 +391,9 @@ def test_round_robin_and_headless_follow_the_replica_count(chart):
                                       "service": {"zmq": {"headless": headless}}})
         assert one(objs, "Deployment")["spec"]["replicas"] == replicas
         assert one(objs, "ConfigMap", "-appenv")["data"]["WMFM__SCALING__ROUND_ROBIN"] == want_rr
-        assert (one(objs, "Service", "-zmq")["spec"].get("clusterIP") == "None") is want_headless
-        assert "clusterIP" not in one(objs, "Service", "-http")["spec"]
+        svcs = services(objs)
+        assert {n: s["spec"].get("clusterIP") == "None" for n, s in svcs.items()} == {
+            "http": False, "indications": want_headless, "frames": want_headless}
     # pods that connect to a sender may be scaled later (kubectl scale, an autoscaler): on from the start
     objs = objects(chart, values={"connect": {"indications": "tcp://e2-gateway.ricplt:5560"}})
     assert one(objs, "ConfigMap", "-appenv")["data"]["WMFM__SCALING__ROUND_ROBIN"] == "true"
@@ -256,10 +430,10 @@ def test_artifact_claim_is_mounted_read_only_at_the_descriptor_path(chart):
 def test_redis_password_from_a_chart_secret_or_an_existing_one(chart):
     objs = objects(chart, "password")
     secret = one(objs, "Secret")
-    assert secret["metadata"]["name"] == "wmfm-xapp-redis" and secret["type"] == "Opaque"
+    assert secret["metadata"]["name"] == f"secret-{FULL}-redis" and secret["type"] == "Opaque"
     assert base64.b64decode(secret["data"]["password"]).decode() == "s3cret"
     (pw,) = [e for e in container(objs)["env"] if e["name"] == "REDIS_PASSWORD"]
-    assert pw["valueFrom"]["secretKeyRef"] == {"name": "wmfm-xapp-redis", "key": "password"}
+    assert pw["valueFrom"]["secretKeyRef"] == {"name": f"secret-{FULL}-redis", "key": "password"}
     assert "s3cret" not in json.dumps(one(objs, "ConfigMap", "-appenv"))
     objs = objects(chart, "existing-secret")
     (pw,) = [e for e in container(objs)["env"] if e["name"] == "REDIS_PASSWORD"]
@@ -292,7 +466,129 @@ def test_a_config_change_rolls_the_pods(chart):
 
 def test_a_repeated_env_key_is_refused(chart):
     with pytest.raises(TemplateError, match="duplicate key"):
-        chart.render({"env": {"WMFM__REDIS__URL": "redis://x:6379/0"}})
+        chart.render({"env": {"WMFM__REDIS__NAMESPACE": "other"}})
+    with pytest.raises(TemplateError, match="duplicate key"):
+        chart.render({"env": {"DBAAS_SERVICE_HOST": "dbaas.lab"}})          # that is dbaas.host
+
+
+def served_metrics() -> dict[str, set[str]]:
+    """Every series name /ric/v1/metrics can serve -> its label names, as prometheus_client exposes
+    them: a counter as <name>_total, a histogram as <name>_bucket (plus `le`), _sum and _count. A
+    labelled metric has no sample before its first use, so its label names are read from the metric
+    object itself."""
+    metrics = Metrics()
+    declared = {m._name: set(m._labelnames) for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)}
+    served = {}
+    for family in metrics.registry.collect():
+        labels = declared.get(family.name, {k for s in family.samples for k in s.labels})
+        for suffix in {"counter": ["_total"], "gauge": [""], "histogram": ["_bucket", "_sum", "_count"]}[family.type]:
+            served[family.name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
+    return served
+
+
+# What a PromQL expression may hold besides metric names: the functions and aggregations the
+# dashboard uses (anything else is taken for a metric name, and must be one the app serves).
+PROMQL_WORDS = {"sum", "rate", "histogram_quantile", "by"}
+TARGET_LABELS = {"job", "instance"}                 # added by Prometheus to every scraped series
+
+
+def promql_problems(expr: str, served: dict[str, set[str]]) -> list[str]:
+    """What in `expr` the app does not serve: metric names, label names in selectors and in the
+    `by (...)` of an aggregation (each applied to the metrics inside that aggregation)."""
+    problems = []
+    variable = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", expr)              # Grafana: a label's values
+    if variable:
+        expr, label = variable.groups()
+        metric = re.match(r"\w+", expr).group()
+        if label not in served.get(metric, set()) | TARGET_LABELS:
+            problems.append(f"{metric} has no label {label}")
+    expr = re.sub(r"\[[^\]]*\]", "", expr)                                 # range windows
+    assert not re.search(r"\)\s*(by|without)\b", expr), f"write `sum by (...) (...)`: {expr}"
+    for m in re.finditer(r"\b(\w+)\s+by\s*\(([^)]*)\)\s*\(", expr):
+        depth, i = 1, m.end()                                                   # the aggregated expression
+        while depth:
+            depth += {"(": 1, ")": -1}.get(expr[i], 0)
+            i += 1
+        by = {label.strip() for label in m.group(2).split(",")}
+        for metric in re.findall(r"(\w+)\{", expr[m.end():i]):
+            problems += [f"{metric} has no label {label}" for label in by - served.get(metric, set())]
+    for metric, matchers in re.findall(r"(\w+)\{([^}]*)\}", expr):
+        if metric not in served:
+            continue
+        for label in set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", matchers)) - served[metric] - TARGET_LABELS:
+            problems.append(f"{metric} has no label {label}")
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"', "", expr)                               # strings
+    bare = re.sub(r"\b(by)\s*\([^)]*\)", "", bare)                              # grouping labels
+    bare = re.sub(r"\{[^}]*\}", "", bare)                                         # selectors
+    for word in re.findall(r"\b[A-Za-z_:][\w:]*\b", bare):
+        if word not in PROMQL_WORDS and word not in served:
+            problems.append(f"{word} is not a metric the app serves")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def dashboard(chart):
+    objs = objects(chart, "defaults")
+    cm = one(objs, "ConfigMap", "-grafana")
+    (text,) = cm["data"].values()
+    return cm, text, json.loads(text)
+
+
+def test_the_grafana_dashboard_ships_in_a_labelled_configmap(chart, dashboard):
+    cm, text, _ = dashboard
+    assert cm["metadata"]["name"] == f"configmap-{FULL}-grafana"
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"                 # Grafana's sidecar convention
+    assert list(cm["data"]) == [f"{NAME}.json"]
+    assert text == (CHART / "files" / "grafana-dashboard.json").read_text()
+    objs = objects(chart, values={"grafanaDashboard": {"label": {"key": "dashboards", "value": "ric"}}})
+    labels = one(objs, "ConfigMap", "-grafana")["metadata"]["labels"]
+    assert labels["dashboards"] == "ric" and "grafana_dashboard" not in labels
+    assert not any(n.endswith("-grafana") for _, n in objects(chart, "no-extras"))
+
+
+def test_the_grafana_dashboard_is_importable(dashboard):
+    _, text, dash = dashboard
+    assert dash["schemaVersion"] >= 36 and dash["uid"] and dash["title"] and dash["id"] is None
+    # the data source is a variable, not an import-time input (${DS_...}) that a provisioned copy cannot fill
+    assert "__inputs" not in dash and "${DS_" not in text
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert (variables["datasource"]["type"], variables["datasource"]["query"]) == ("datasource", "prometheus")
+    panels = dash["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    for p in panels:
+        box = p["gridPos"]
+        assert box["x"] >= 0 and box["w"] > 0 and box["x"] + box["w"] <= 24 and box["h"] > 0, p["title"]
+        if p["type"] == "row":
+            continue
+        assert p["type"] in ("timeseries", "stat") and p["targets"], p["title"]
+        assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert len({t["refId"] for t in p["targets"]}) == len(p["targets"])
+        assert all(t["datasource"] == p["datasource"] and t["expr"] for t in p["targets"])
+    # no two panels overlap
+    cells = [(p["title"], x, y) for p in panels for x in range(p["gridPos"]["x"], p["gridPos"]["x"] + p["gridPos"]["w"])
+             for y in range(p["gridPos"]["y"], p["gridPos"]["y"] + p["gridPos"]["h"])]
+    assert len({(x, y) for _, x, y in cells}) == len(cells)
+
+
+def test_the_grafana_dashboard_asks_only_for_what_the_app_serves(dashboard):
+    _, _, dash = dashboard
+    served = served_metrics()
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    exprs += [v["query"]["query"] for v in dash["templating"]["list"] if v["type"] == "query"]
+    assert {name for e in exprs for name in re.findall(r"\b(?:wmfm|process)_\w+", e)} >= {
+        "wmfm_insights_total", "wmfm_ue_reports_total", "wmfm_decode_errors_total", "wmfm_dropped_total",
+        "wmfm_sync_total", "wmfm_e2e_latency_seconds_bucket", "wmfm_latency_seconds_bucket",
+        "wmfm_stage_seconds_bucket", "wmfm_batch_size_bucket", "wmfm_queue_depth", "wmfm_sync_waiting",
+        "wmfm_redis_buffer_depth", "wmfm_redis_errors_total", "wmfm_redis_dropped_total",
+        "wmfm_batch_failures_total", "wmfm_frames_total", "wmfm_http_connections_total",
+        "process_resident_memory_bytes", "process_cpu_seconds_total"}
+    assert {e: promql_problems(e, served) for e in exprs if promql_problems(e, served)} == {}
+    # the check sees a misspelt metric and a label the metric does not have
+    assert promql_problems('sum by (mode) (rate(wmfm_insight_total{job="x"}[5m]))', served) == [
+        "wmfm_insight_total has no label mode", "wmfm_insight_total is not a metric the app serves"]
+    assert promql_problems('sum by (reason) (rate(wmfm_insights_total{mode="fused"}[5m]))', served) == [
+        "wmfm_insights_total has no label reason"]
+    assert promql_problems("label_values(wmfm_queue_depth, mode)", served) == ["wmfm_queue_depth has no label mode"]
 
 
 @pytest.mark.parametrize("template, construct", [
@@ -306,6 +602,10 @@ def test_a_repeated_env_key_is_refused(chart):
     ('{{ .missing }}', "nil"),                                   # helm would print "" for a misspelt value
     ('{{ gt .n 1 }}', "incompatible types"),                     # float64 (values) vs int (literal), as in Go
     ('{{ .a }}', "map"),
+    ('{{ replace "a" 1 "b" }}', "expected strings"),             # Sprig's replace takes strings only
+    ('{{ len .n }}', "len of float64"),
+    ('{{ fromYaml "- a" }}', "expected a map"),
+    ('{{ mergeOverwrite .a .l }}', "expected maps"),
 ])
 def test_the_renderer_refuses_what_it_does_not_support(template, construct):
     with pytest.raises(TemplateError) as err:
@@ -325,3 +625,9 @@ def test_the_renderer_trims_and_prints_like_go():
     assert render_string('{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ end }}{{ $x }}') == "2"
     assert render_string("{{ toJson . }}|{{ toYaml . }}", {"b": [1.0, "<"], "a": True}) \
         == '{"a":true,"b":[1,"\\u003c"]}|a: true\nb:\n- 1\n- <'
+    assert render_string('{{ replace "." "-" "a.b.c" }} {{ contains "rmr" "rmrdata" }} {{ contains "rmr" "http" }}') \
+        == "a-b-c true false"
+    assert render_string('{{ len "é" }} {{ len (list 1 "x") }} {{ index (list . "y") 0 }}', "z") == "2 2 z"
+    assert render_string(r'{{ $m := fromYaml "a: 1\nb: {c: x}" }}{{ kindIs "float64" $m.a }}') == "true"
+    merged = r'{{ toJson (mergeOverwrite (fromYaml "a: x\nb: {c: 1, d: 2}") (fromYaml "b: {c: 3}\ne: y")) }}'
+    assert render_string(merged) == '{"a":"x","b":{"c":3,"d":2},"e":"y"}'

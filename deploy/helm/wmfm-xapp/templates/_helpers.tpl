@@ -1,32 +1,68 @@
 {{/*
-Names and labels, shaped like the O-RAN SC xApp chart: the base name is the release name,
-ConfigMaps <name>-appconfig and <name>-appenv, Services service-<name>-http and
-service-<name>-zmq, labels app (<namespace>-<name>) and release.
+Names and labels as the O-RAN SC standard xApp chart (xapp-std, what the onboarder generates) makes
+them, so that appmgr and the platform find the xApp by the names they compute themselves:
+  name       the descriptor's `name` (or nameOverride)                   wmfm-xapp
+  fullname   <namespace>-<name>: the Deployment, label `app`             ricxapp-wmfm-xapp
+  ConfigMaps configmap-<fullname>-appconfig, -appenv, -grafana
+  Services   service-<fullname>-<port> for each non-RMR descriptor port
+The release name is in no object name: a second instance in one namespace needs its own nameOverride.
 */}}
 
-{{/* The base name of every object: a DNS label (63 characters at most). */}}
-{{- define "wmfm-xapp.fullname" -}}
-{{- default .Release.Name .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{/* The parsed descriptor (files/config-file.json, a link to deploy/descriptor/config-file.json). */}}
+{{- define "wmfm-xapp.descriptor" -}}
+{{- .Files.Get "files/config-file.json" -}}
 {{- end -}}
 
-{{/* Service names, as O-RAN SC names them: service-<name>-<kind>. */}}
-{{- define "wmfm-xapp.service.http" -}}
-{{- printf "service-%s-http" (include "wmfm-xapp.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- define "wmfm-xapp.name" -}}
+{{- $desc := include "wmfm-xapp.descriptor" . | fromJson -}}
+{{- default $desc.name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
-{{- define "wmfm-xapp.service.zmq" -}}
-{{- printf "service-%s-zmq" (include "wmfm-xapp.fullname" .) | trunc 63 | trimSuffix "-" -}}
+
+{{- define "wmfm-xapp.fullname" -}}
+{{- printf "%s-%s" .Release.Namespace (include "wmfm-xapp.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* <chart name>-<chart version>, "+" (build metadata) made label-safe. */}}
+{{- define "wmfm-xapp.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* configmap-<fullname>: the ConfigMaps append -appconfig, -appenv, -grafana (appmgr reads
+configmap-<namespace>-<name>-appconfig). */}}
+{{- define "wmfm-xapp.configmap" -}}
+{{- printf "configmap-%s" (include "wmfm-xapp.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* service-<fullname>-<port>, from (list $ "<port name>"). The platform computes these names
+without truncating them, so a name over the 63 characters of a DNS label fails here instead of
+being cut (and two cut names colliding). */}}
+{{- define "wmfm-xapp.service" -}}
+{{- $top := index . 0 -}}
+{{- $svc := printf "service-%s-%s" (include "wmfm-xapp.fullname" $top) (index . 1) -}}
+{{- if gt (len $svc) 63 -}}
+{{- fail (printf "the Service name %s is longer than 63 characters: shorten the namespace or nameOverride" $svc) -}}
+{{- end -}}
+{{- $svc -}}
 {{- end -}}
 
 {{- define "wmfm-xapp.selectorLabels" -}}
-app: {{ printf "%s-%s" .Release.Namespace (include "wmfm-xapp.fullname" .) | trunc 63 | trimSuffix "-" }}
+app: {{ include "wmfm-xapp.fullname" . }}
 release: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The pod's labels: xapp-std's app, kubernetes_name (<namespace>_<name>) and release. */}}
+{{- define "wmfm-xapp.podLabels" -}}
+{{ include "wmfm-xapp.selectorLabels" . }}
+kubernetes_name: {{ printf "%s_%s" .Release.Namespace (include "wmfm-xapp.name" .) | trunc 63 | trimSuffix "-" | trimSuffix "_" }}
+app.kubernetes.io/name: {{ include "wmfm-xapp.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{- define "wmfm-xapp.labels" -}}
 {{ include "wmfm-xapp.selectorLabels" . }}
-chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+chart: {{ include "wmfm-xapp.chart" . }}
 heritage: {{ .Release.Service }}
-app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/name: {{ include "wmfm-xapp.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
@@ -48,7 +84,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- else if .Values.redis.existingSecret -}}
 {{- .Values.redis.existingSecret -}}
 {{- else if .Values.redis.password -}}
-{{- include "wmfm-xapp.fullname" . }}-redis
+{{- printf "secret-%s-redis" (include "wmfm-xapp.fullname" .) -}}
 {{- end -}}
 {{- end -}}
 
@@ -85,8 +121,15 @@ httpGet:
 
 {{/* The descriptor's port named "http" (health, config, metrics). */}}
 {{- define "wmfm-xapp.httpPort" -}}
-{{- $desc := .Files.Get "files/config-file.json" | fromJson -}}
+{{- $desc := include "wmfm-xapp.descriptor" . | fromJson -}}
 {{- range $desc.messaging.ports -}}
 {{- if eq .name "http" }}{{ .port }}{{ end -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The Prometheus scrape annotations (read from Services by the RIC's Prometheus, and from pods). */}}
+{{- define "wmfm-xapp.prometheusAnnotations" -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ include "wmfm-xapp.httpPort" . | quote }}
+prometheus.io/path: /ric/v1/metrics
 {{- end -}}
