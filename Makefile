@@ -35,9 +35,10 @@ test-all: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
-# Regenerate proto/*_pb2.py (committed; tests/xapp/test_codec.py checks they are current)
+# Regenerate proto/*_pb2.py and proto/e2sm_wmfm_csi.py (committed; tests check they are current)
 proto: setup
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=proto proto/*.proto
+	$(VENV)/bin/pycrate_asn1compile.py -i proto/e2sm_wmfm_csi.asn -o proto/e2sm_wmfm_csi
 
 # Regenerate deploy/descriptor/schema.json and the descriptor's measurements from xapp/, and the A1
 # policy type deploy/a1/policy-type.json from xapp/policy.py (tests check they are current)

@@ -174,6 +174,9 @@ def _register_replay(sub) -> None:
     r.add_argument("--cell", default="00101:1",
                    help="<plmn>:<nr_cell_id> the indications come from; several: comma-separated (UE id mod n picks "
                         "one; one E2 subscription per cell)")
+    r.add_argument("--encoding", default="protobuf", choices=("protobuf", "e2ap"),
+                   help="indications as the RICIndication protobuf envelope, or as E2AP RICindication PDUs (APER, "
+                        "E2SM-WMFM-CSI): the xApp's indications.encoding")
     r.add_argument("--route", default="round_robin", choices=("round_robin", "cell"),
                    help="several indication endpoints: spread round-robin, or cell i -> endpoint i")
     r.add_argument("--bind", action="store_true",
@@ -376,7 +379,8 @@ def _replay(args) -> int:
                        drop=args.drop, reorder=args.reorder, camera_lag_ms=args.camera_lag_ms,
                        outages=_outages(args.outage), clock_offset_ms=args.clock_offset_ms, seed=args.seed,
                        cells=tuple(c.strip() for c in args.cell.split(",")), route=args.route, bind=args.bind,
-                       peers=args.peers, connect_timeout_s=args.connect_timeout, settle_s=args.settle)
+                       peers=args.peers, connect_timeout_s=args.connect_timeout, settle_s=args.settle,
+                       encoding=args.encoding)
     cfg.validate()
     redis_url, namespace = (args.redis, None) if args.redis else replay.find_redis(args.metrics)
     namespace = args.namespace or namespace or "wmfm"

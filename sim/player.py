@@ -68,6 +68,8 @@ class ReplayConfig:
     instance_id: int | None = None         # RIC instance id: each replay is a new E2 subscription (SNs
                                            # restart at 0); None: a random one per run
     settle_s: float = 3.0                  # after the last send: wait this long for missing insights
+    encoding: str = "protobuf"             # indications as the RICIndication protobuf envelope, or as E2AP
+                                           # RICindication PDUs (APER, E2SM-WMFM-CSI): indications.encoding
 
     def validate(self) -> None:
         def bad(name: str, why: str):
@@ -110,6 +112,8 @@ class ReplayConfig:
             bad("peers", f"must be >= 1, got {self.peers}")
         if self.route not in ROUTES:
             bad("route", f"expected one of {', '.join(ROUTES)}, got {self.route!r}")
+        if self.encoding not in ("protobuf", "e2ap"):
+            bad("encoding", f"expected protobuf or e2ap, got {self.encoding!r}")
         if self.bind and self.route == "cell" and self.peers < len(self.cells):
             bad("peers", f"--bind --route cell: one xApp per cell at least, got {self.peers} for {len(self.cells)}")
 
@@ -320,7 +324,9 @@ class Player:
         """One indication of `cell` carrying `reports` [(ue, csi, k)]: an SN, the truth of each UE,
         the drop and reorder draws."""
         from wmfm.xapp.codec import encode_indication
+        from wmfm.xapp.e2ap import encode_e2ap_indication
         cfg = self.cfg
+        encode = encode_e2ap_indication if cfg.encoding == "e2ap" else encode_indication
         sn, cell.sn = cell.sn % 65536, cell.sn + 1
         if cfg.drop and self.rng.random() < cfg.drop:
             self.counts["dropped"] += len(reports)
@@ -330,8 +336,8 @@ class Player:
                 self.scorer.expect(sn, Truth(sc.scene, r, t_ns, ue,
                                              bool(sc.los[k]) if sc.los is not None else None,
                                              sc.position[k] if sc.position is not None else None))
-        buf = encode_indication(cfg.ran_name, sn, t_ns, [(ue, csi) for ue, csi, _ in reports], plmn_id=cell.plmn,
-                                nr_cell_id=cell.nr_cell, snr_db=cfg.snr_db, instance_id=cell.instance)
+        buf = encode(cfg.ran_name, sn, t_ns, [(ue, csi) for ue, csi, _ in reports], plmn_id=cell.plmn,
+                     nr_cell_id=cell.nr_cell, snr_db=cfg.snr_db, instance_id=cell.instance)
         heapq.heappush(heap, _Msg(base + self._jitter(), next(self._seq), "indication", buf,
                                   bool(cfg.reorder and self.rng.random() < cfg.reorder), (cell, len(reports))))
 

@@ -97,7 +97,7 @@ def test_the_service_imports_no_tool_and_the_model_only_in_its_torch_backend():
             assert not any(d.startswith(("wmfm.sim", "wmfm.xapp")) for d in deps), name
         if name.startswith("wmfm.sim"):                     # the xApp's public pieces only
             xapp = {d.split(".")[2] for d in deps if d.startswith("wmfm.xapp.")}
-            assert xapp <= {"codec", "inference", "redis_server", "records"}, (name, xapp)
+            assert xapp <= {"codec", "e2ap", "inference", "redis_server", "records"}, (name, xapp)
 
 
 def test_the_service_folder_holds_no_benchmark_load_generator_or_process_spawning():

@@ -44,6 +44,8 @@ from .codec import Limits, decode_indication, parse_frame
 from .codec import warmup as warm_codec
 from .controls import XAppConfig
 from .dbaas import connect, resolve
+from .e2ap import decode_e2ap_indication
+from .e2ap import warmup as warm_e2ap
 from .frames import FrameWorker
 from .inference.engine import Engine
 from .metrics import Metrics
@@ -132,6 +134,8 @@ class XApp:
             self.backend.warmup((1, min(cfg.batch.max_batch, self.artifact.max_batch)))
             limits_ind, limits_frames = self._limits()
             warm_codec(limits_ind, limits_frames)
+            if cfg.indications.encoding == "e2ap":
+                warm_e2ap(limits_ind)
             self.engine = Engine(self.backend, cfg.los_threshold, self.artifact.version,
                                  reuse_frames=cfg.batch.reuse_frames, metrics=m)
             self.sync = FrameSync(cfg.sync, list(cfg.cameras), metrics=m)
@@ -149,8 +153,8 @@ class XApp:
             self.curve = Curve(self.ctx, cfg.curve) if cfg.curve.enabled else None
             for name in ("frames", "indications"):
                 self.socks[name], self.endpoints[name] = open_socket(self.ctx, getattr(cfg, name), self.curve, name)
-            self.indications = Inbox("indications", self.socks["indications"], decode_indication, limits_ind, m,
-                                     self.log)
+            decode = decode_e2ap_indication if cfg.indications.encoding == "e2ap" else decode_indication
+            self.indications = Inbox("indications", self.socks["indications"], decode, limits_ind, m, self.log)
             frames = Inbox("frames", self.socks["frames"], parse_frame, limits_frames, m, self.log)
             self.frames = FrameWorker(self.ctx, frames, self.engine, m, self.log, self.sync.needs,
                                       cfg.frame_worker.conflate, cfg.frame_worker.nice)
@@ -213,6 +217,7 @@ class XApp:
     def _on_indication(self, ind: Indication) -> None:
         if not self.sn.accept(ind.stream, ind.sn):                   # a duplicate (counted)
             return
+        self.metrics.indications.labels(self.cfg.indications.encoding, ind.sm).inc()
         if self.cells and ind.cell not in self.cells:               # another instance's cell (sharding)
             self.metrics.skipped.labels("other_cell").inc()
             return

@@ -17,6 +17,7 @@ Reasons (the `reason` label of `wmfm_decode_errors_total`):
     image_size   the picture is not the declared (or configured) size (read from its header), or has
                  more pixels than the camera's budget
     multipart    a multipart ZeroMQ message (every message is one part; all its parts are dropped)
+    procedure    an E2AP PDU that is not a RIC indication (`indications.encoding: e2ap`, e2ap.py)
 
 Encoding (used by the replay simulator and the load generator) builds the same messages.
 """
@@ -38,7 +39,7 @@ from .records import CSIReport, Frame, FrameMessage, Indication, Insight
 
 SM_NAME, SM_VERSION = "WMFM-CSI", "1.0"
 REASONS = ("parse", "oversize", "range", "sm_version", "shape", "dtype", "length", "nonfinite", "camera", "image",
-           "image_size", "multipart")
+           "image_size", "multipart", "procedure")
 _NAME = re.compile(r"[A-Za-z0-9._:\-]{1,150}")
 _PLMN = re.compile(r"[0-9]{5,6}")
 MAX_PIXELS = 4096 * 4096
@@ -125,36 +126,37 @@ def decode_indication(buf: bytes, lim: Limits, received_ns: int) -> Indication:
         snr = r.snr_db if r.HasField("snr_db") else None
         _range(snr is None or -50.0 <= snr <= 100.0, f"snr_db {snr} (-50..100)")
         reports.append(CSIReport(m.ran_name, cell, r.ue_id, m.ric_indication_sn, h.collection_time_ns,
-                                 _csi(r, lim), snr, received_ns))
+                                 csi_tensor(r.ue_id, tuple(r.shape), _ITEM.get(r.dtype), r.dtype, r.data,
+                                            r.scale or 1.0, lim), snr, received_ns))
     return Indication(m.ran_name, m.ran_function_id, m.ric_action_id, m.ric_requestor_id, m.ric_instance_id,
                       m.ric_indication_sn, cell, h.collection_time_ns, tuple(reports), received_ns)
 
 
-def _csi(r, lim: Limits) -> np.ndarray:
-    """UECSIReport -> [2, ue_ant*bs_ant, K] float32."""
-    shape = tuple(r.shape)
+def csi_tensor(ue_id: int, shape: tuple, item: np.dtype | None, dtype_code, data: bytes, scale: float,
+               lim: Limits) -> np.ndarray:
+    """One UE's CSI as a message carries it -> [2, ue_ant*bs_ant, K] float32 (or DecodeError).
+    shape (ue_ant, bs_ant, subcarriers); item the dtype of one real or imaginary part (None: an unknown
+    dtype, `dtype_code` as the message wrote it); data row-major (re, im) pairs; H = data x scale."""
     if len(shape) != 3 or not all(1 <= d <= 4096 for d in shape):
-        raise DecodeError("shape", f"ue {r.ue_id}: shape {list(shape)[:6]} (3 dims, each 1..4096)")
+        raise DecodeError("shape", f"ue {ue_id}: shape {list(shape)[:6]} (3 dims, each 1..4096)")
     if (shape[0] * shape[1], shape[2]) != (lim.n_ant, lim.n_sc):
-        raise DecodeError("shape", f"ue {r.ue_id}: shape {list(shape)}: the model takes ue_ant*bs_ant = {lim.n_ant}, "
+        raise DecodeError("shape", f"ue {ue_id}: shape {list(shape)}: the model takes ue_ant*bs_ant = {lim.n_ant}, "
                                    f"{lim.n_sc} subcarriers")
-    item = _ITEM.get(r.dtype)
     if item is None:
-        raise DecodeError("dtype", f"ue {r.ue_id}: dtype {r.dtype} (COMPLEX64 or COMPLEX32)")
+        raise DecodeError("dtype", f"ue {ue_id}: dtype {dtype_code} (COMPLEX64 or COMPLEX32)")
     n = shape[0] * shape[1] * shape[2]
-    if len(r.data) != 2 * n * item.itemsize:
-        raise DecodeError("length", f"ue {r.ue_id}: {len(r.data)} bytes for shape {list(shape)} "
+    if len(data) != 2 * n * item.itemsize:
+        raise DecodeError("length", f"ue {ue_id}: {len(data)} bytes for shape {list(shape)} "
                                     f"({2 * n * item.itemsize} expected)")
-    scale = r.scale or 1.0
     if not (np.isfinite(scale) and scale > 0):
-        raise DecodeError("range", f"ue {r.ue_id}: scale {scale} (finite, > 0)")
-    pairs = np.frombuffer(r.data, dtype=item).reshape(lim.n_ant, lim.n_sc, 2)
+        raise DecodeError("range", f"ue {ue_id}: scale {scale} (finite, > 0)")
+    pairs = np.frombuffer(data, dtype=item).reshape(lim.n_ant, lim.n_sc, 2)
     out = np.ascontiguousarray(pairs.transpose(2, 0, 1), dtype=np.float32)
     if scale != 1.0:
         with np.errstate(over="ignore"):
             out *= np.float32(scale)
     if not np.isfinite(out).all():                  # after scaling: FP16 x a large scale can overflow
-        raise DecodeError("nonfinite", f"ue {r.ue_id}: NaN or Inf in the CSI")
+        raise DecodeError("nonfinite", f"ue {ue_id}: NaN or Inf in the CSI")
     return out
 
 

@@ -51,6 +51,8 @@ class SocketConfig:
                                             # twice as large: cut by ZeroMQ, which drops the sender's connection)
     queue_bytes: int = 256 << 20            # memory the socket may queue per sender: it holds at most
                                             # queue_bytes // (2 x max_message_bytes) messages (and rcvhwm)
+    encoding: Literal["protobuf", "e2ap"] = "protobuf"   # indications: the RICIndication protobuf envelope, or
+                                            # E2AP RICindication PDUs (APER, E2SM-WMFM-CSI); frames: protobuf
 
     def validate(self, where: str) -> None:
         check_endpoint(self.endpoint, f"{where}.endpoint")
@@ -260,6 +262,7 @@ class XAppConfig:
 
     def validate(self, where: str) -> None:
         check(bool(self.cameras), f"{where}.cameras", "at least one camera")
+        check(self.frames.encoding == "protobuf", f"{where}.frames.encoding", "camera frames are protobuf only")
         if self.curve.enabled:
             for name in ("indications", "frames"):
                 check(getattr(self, name).mode == "bind", f"{where}.{name}.mode",

@@ -13,6 +13,9 @@ class Metrics:
     def __init__(self):
         r = self.registry = CollectorRegistry()
         self.messages = Counter("wmfm_messages", "messages received, by socket", ["socket"], registry=r)
+        self.indications = Counter("wmfm_indications", "RIC indications decoded (and not duplicates), by encoding "
+                                   "(protobuf, e2ap) and service model (\"WMFM-CSI/1.0\")", ["encoding", "sm"],
+                                   registry=r)
         self.reports = Counter("wmfm_ue_reports", "UE CSI reports decoded", registry=r)
         self.decode_errors = Counter("wmfm_decode_errors", "messages dropped by the codec, by socket and reason",
                                      ["socket", "reason"], registry=r)

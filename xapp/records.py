@@ -40,6 +40,7 @@ class Indication:
     t_ns: int
     reports: tuple[CSIReport, ...]
     received_ns: int
+    sm: str = "WMFM-CSI/1.0"   # the service model and version that decoded it ("<name>/<version>")
 
     @property
     def stream(self) -> tuple[str, int, int, int, int]:

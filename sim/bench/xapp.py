@@ -38,8 +38,9 @@ BASELINE = ["backend.name=torch", "batch.max_batch=1", "batch.reuse_frames=false
 def run_variant(art: Artifact, rec, overrides: list[str], max_rate: bool, duration_s: float, count: int | None,
                 endpoints: dict | None = None, progress: bool = False) -> dict:
     """One measured run: against `endpoints` (a running xApp + its Redis), or a private xApp + redis-server."""
+    encoding = "e2ap" if "indications.encoding=e2ap" in overrides else "protobuf"    # the sender follows the xApp
     cfg = ReplayConfig(max_rate=max_rate, loop=max_rate, duration_s=duration_s, count=count, bundle=True,
-                       cells=rec.cells, settle_s=3.0)
+                       cells=rec.cells, settle_s=3.0, encoding=encoding)
     if endpoints is not None:
         s = replay(rec, endpoints["indications"], endpoints["frames"], endpoints["redis"], cfg, progress=progress)
         return _summary(s, overrides, None)
@@ -110,6 +111,7 @@ def run(artifact: str | Path, rate: float, max_rate: bool, duration_s: float, ue
             f"{cameras} camera(s) {camera_size[0]}x{camera_size[1]} at {fps:g} fps x {ues} UEs "
             f"({' '.join(ov) or 'configured defaults'})")
         out["variants"][name] = run_variant(art, rec, ov, max_rate, duration_s, count, endpoints, progress)
+    out["decode"] = decode_cost(art, ues)
     w = out["variants"]["wmfm"]
     out.update({k: w[k] for k in ("throughput_per_s", "p50_ms", "p99_ms", "p999_ms", "sent", "received", "lost",
                                   "fused_share")})
@@ -118,6 +120,36 @@ def run(artifact: str | Path, rate: float, max_rate: bool, duration_s: float, ue
         out["ratio_vs_baseline"] = w["throughput_per_s"] / base["throughput_per_s"]
         if w["p99_ms"] and base["p99_ms"]:
             out["p99_ratio_baseline_over_wmfm"] = base["p99_ms"] / w["p99_ms"]
+    return out
+
+
+def decode_cost(art: Artifact, ues: int, rounds: int = 300) -> dict:
+    """The codec's time per indication of the load's shape (`ues` UEs, the model's CSI, complex64), for
+    each `indications.encoding`, interleaved round by round in this process (the decode alone, as the
+    xApp's loop runs it; its `decode` stage also holds the socket read)."""
+    import time
+
+    from wmfm.xapp.codec import Limits, decode_indication, encode_indication
+    from wmfm.xapp.e2ap import decode_e2ap_indication, encode_e2ap_indication
+    mc = art.manifest["model_config"]
+    lim = Limits(mc["n_ant"], mc["n_sc"], tuple(mc["image_size"]))
+    rng = np.random.default_rng(0)
+    reports = [(u, rng.standard_normal((2, mc["n_ant"], mc["n_sc"])).astype(np.float32)) for u in range(ues)]
+    now = time.time_ns()
+    paths = {"protobuf": (encode_indication, decode_indication), "e2ap": (encode_e2ap_indication,
+                                                                         decode_e2ap_indication)}
+    bufs = {name: enc("gnb1", 1, now, reports) for name, (enc, _) in paths.items()}
+    times = {name: [] for name in paths}
+    for k in range(rounds + 20):                        # the first 20 rounds warm up
+        for name, (_, dec) in paths.items():
+            t0 = time.perf_counter()
+            dec(bufs[name], lim, now)
+            if k >= 20:
+                times[name].append(time.perf_counter() - t0)
+    out = {name: {"bytes": len(bufs[name]), "p50_us": float(np.percentile(t, 50)) * 1e6,
+                  "p99_us": float(np.percentile(t, 99)) * 1e6} for name, t in times.items()}
+    out["ues"] = ues
+    out["e2ap_over_protobuf_p50"] = out["e2ap"]["p50_us"] / out["protobuf"]["p50_us"]
     return out
 
 
@@ -138,6 +170,11 @@ def table(rep: dict) -> str:
                     f"{_f(v.get('cpu_s_per_1000_insights')):>10}")
     if "ratio_vs_baseline" in rep:
         rows.append(f"throughput ratio vs baseline: {rep['ratio_vs_baseline']:.2f}x")
+    if "decode" in rep:
+        d = rep["decode"]
+        rows.append(f"decode per indication of {d['ues']} UEs: protobuf {d['protobuf']['p50_us']:.0f} us p50 "
+                    f"({d['protobuf']['bytes']} B), E2AP {d['e2ap']['p50_us']:.0f} us p50 ({d['e2ap']['bytes']} B): "
+                    f"{d['e2ap_over_protobuf_p50']:.1f}x")
     rows.append("frames dec/sup: decoded / superseded (dropped unread); frame cpu ms: the frame worker's CPU time "
                 "per decoded frame; cpu s/1k: the xApp's CPU seconds per 1000 insights")
     for name, v in rep["variants"].items():

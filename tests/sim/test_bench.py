@@ -60,13 +60,16 @@ def test_bench_xapp_reports_throughput_latency_and_the_baseline_ratio(artifact, 
     out = tmp_path / "bench_xapp.json"
     assert main(["bench", "xapp", "--artifact", str(artifact), "--rate", "80", "--duration", "2",
                  "--ues-per-frame", "4", "--cameras", "2", "--fps", "10", "--camera-size", "640x360",
-                 "--also", "frame_worker.conflate=false", "--out", str(out)]) == 0
+                 "--also", "indications.encoding=e2ap", "--out", str(out)]) == 0
     rep = json.loads(out.read_text())
     assert rep["format"] == "wmfm-bench-xapp/3" and rep["frame_size"] == [640, 360] and rep["fps"] == 10
     for k in ("throughput_per_s", "p50_ms", "p99_ms", "p999_ms", "sent", "received", "lost", "fused_share",
               "ratio_vs_baseline"):
         assert k in rep
-    assert list(rep["variants"]) == ["wmfm", "wmfm frame_worker.conflate=false", "baseline"]
+    assert list(rep["variants"]) == ["wmfm", "wmfm indications.encoding=e2ap", "baseline"]   # the replay sent E2AP
+    d = rep["decode"]
+    assert d["ues"] == 4 and 0 < d["protobuf"]["p50_us"] <= d["protobuf"]["p99_us"] and d["e2ap"]["p50_us"] > 0
+    assert d["e2ap"]["bytes"] > d["protobuf"]["bytes"] > 4 * 2 * 32 * 64 * 4
     for r in rep["variants"].values():
         assert r["sent"] > 100 and r["received"] + r["lost"] == r["sent"] and r["exit_code"] == 0
         assert r["indications"] * 4 == r["sent"] and r["frames_sent"] >= 30      # 4 UEs per indication; 2 x 10 fps
@@ -80,7 +83,8 @@ def test_bench_xapp_reports_throughput_latency_and_the_baseline_ratio(artifact, 
     assert rep["variants"]["baseline"]["overrides"][-2:] == ["batch.reuse_frames=false", "frame_worker.conflate=false"]
     assert rep["variants"]["baseline"]["frames"]["superseded"] == 0
     assert out.with_suffix(".png").stat().st_size > 10_000
-    assert "throughput ratio vs baseline" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "throughput ratio vs baseline" in printed and "decode per indication of 4 UEs" in printed
 
 
 def test_bench_queue_fills_a_socket_until_zeromq_blocks_the_senders(tmp_path, monkeypatch, capsys):

@@ -33,10 +33,13 @@ def _run(app, rec, tmp_path=None, **kw):
 
 
 @pytest.mark.slow
-def test_replay_scores_equal_the_offline_evaluation_of_the_same_artifact(run_xapp, tiny, tiny_artifact, tmp_path):
+@pytest.mark.parametrize("encoding", ["protobuf", "e2ap"])
+def test_replay_scores_equal_the_offline_evaluation_of_the_same_artifact(run_xapp, tiny, tiny_artifact, tmp_path,
+                                                                         encoding):
+    """Through either indication encoding (the RICIndication protobuf envelope, E2AP PDUs): the same scores."""
     rec = load(tiny[0] / "data" / "twin", "test", tiny[0] / "data" / "cache", progress=False)
-    app = run_xapp(cameras_override(rec), *STRICT, artifact=tiny_artifact)
-    s = _run(app, rec, tmp_path)
+    app = run_xapp(cameras_override(rec), *STRICT, f"indications.encoding={encoding}", artifact=tiny_artifact)
+    s = _run(app, rec, tmp_path, encoding=encoding)
     assert s["sent"]["indications"] == rec.n_reports and s["lost"] == 0 and s["unexpected"] == 0
     assert s["xapp"]["sync"] == {"fused": rec.n_reports}
 
@@ -121,6 +124,14 @@ def test_bundled_indications_carry_every_ue_of_a_scene(run_xapp, cameras, record
     for r in s["_rows"]:                                # the UEs of one indication share its SN
         same = [q for q in s["_rows"] if q["scene"] == r["scene"]]
         assert {q["sn"] for q in same} == {r["sn"]} and len(same) <= per_scene[r["scene"]]
+
+
+def test_an_e2ap_replay_reaches_an_e2ap_xapp(run_xapp, cameras, recording):
+    app = run_xapp(cameras, *STRICT, "indications.encoding=e2ap")
+    s = _run(app, recording, bundle=True, count=30, encoding="e2ap")
+    assert s["sent"]["reports"] == 30 == s["received"] and s["lost"] == 0
+    assert app.metrics.registry.get_sample_value("wmfm_indications_total", {"encoding": "e2ap", "sm": "WMFM-CSI/1.0"}) \
+        == s["sent"]["indications"]
 
 
 def test_noise_jitter_lag_and_clock_offset_are_applied(run_xapp, cameras, recording):

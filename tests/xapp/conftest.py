@@ -20,7 +20,9 @@ def samples(twin_cache):
 class Sender:
     """PUSH sockets to a running xApp's indication and frame endpoints."""
 
-    def __init__(self, app: XApp, ctx: zmq.Context | None = None, curve_keys=None):
+    def __init__(self, app: XApp, ctx: zmq.Context | None = None, curve_keys=None, encoding: str = "protobuf"):
+        from wmfm.xapp.e2ap import encode_e2ap_indication
+        self.encode = encode_e2ap_indication if encoding == "e2ap" else codec.encode_indication
         self.ctx = ctx or zmq.Context.instance()
         self.ind, self.frames = self.ctx.socket(zmq.PUSH), self.ctx.socket(zmq.PUSH)
         for s, name in ((self.ind, "indications"), (self.frames, "frames")):
@@ -45,7 +47,7 @@ class Sender:
                                                           encoding))
 
     def indication(self, sn: int, t_ns: int, reports, ran: str = "gnb1", **kw) -> bool:
-        return self._send(self.ind, codec.encode_indication(ran, sn, t_ns, reports, **kw))
+        return self._send(self.ind, self.encode(ran, sn, t_ns, reports, **kw))
 
     def close(self) -> None:
         self.ind.close(linger=0)
