@@ -287,6 +287,18 @@ class XApp:
         log = self.log.warning if result == "refused" else self.log.info
         log(f"policy {operation} {instance}: {result}", extra={"mdc": {"instance": instance, "reason": reason}})
 
+    def subscription_notice(self, doc) -> None:
+        """The RIC's subscription manager's notice (HTTP threads): each instance counted, ok when the E2
+        node took it (an E2EventInstanceId), logged with the cause when not."""
+        instances = doc.get("SubscriptionInstances") if isinstance(doc, dict) else None
+        for inst in instances if isinstance(instances, list) else [{}]:
+            ok = isinstance(inst, dict) and bool(inst.get("E2EventInstanceId")) and not inst.get("ErrorCause")
+            self.metrics.subscriptions.labels("ok" if ok else "failed").inc()
+            (self.log.info if ok else self.log.warning)(
+                f"subscription {'in force' if ok else 'failed'}",
+                extra={"mdc": {"subscription": str(doc.get("SubscriptionId", ""))[:100] if isinstance(doc, dict)
+                               else "", "instance": inst if isinstance(inst, dict) else str(inst)[:200]}})
+
     def _poll_timeout_ms(self) -> float:
         now = time.time_ns()
         waits = [100.0]                                              # look at the stop flag 10x a second

@@ -17,6 +17,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--redis", help="redis://host:port/db (the RIC's SDL/dbaas), auto or embedded, instead of "
                                         "controls.redis.url")
     x.set_defaults(func=_xapp)
+    b = sub.add_parser("bridge", help="the E2 bridge beside the xApp on an O-RAN SC RIC: RMR (RIC indications, A1 "
+                                      "policies) and the RIC's REST services (subscriptions, registration)")
+    b.add_argument("--config", type=Path, help="the O-RAN descriptor; the bridge reads its controls.bridge (and "
+                                               "http.port, log_level)")
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a control, e.g. --set bridge.e2_nodes='[\"gnb_001\"]' (env: WMFM__BRIDGE__...)")
+    b.set_defaults(func=_bridge)
 
 
 def _loopback(endpoint: str) -> str:
@@ -53,5 +60,23 @@ def _xapp(args) -> int:
         sys.stdout.flush()
         return app.run()
     finally:                      # called in-process (tests, an embedding program): hand the signals back
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _bridge(args) -> int:
+    import json
+    import signal
+
+    from .bridge.bridge import Bridge
+    from .controls import load
+    cfg = load(args.config, list(args.set))
+    descriptor = json.loads(args.config.read_text()) if args.config else {}
+    bridge = Bridge(cfg, descriptor)
+    previous = bridge.install_signal_handlers()
+    try:
+        bridge.start()
+        return bridge.run()
+    finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -241,6 +241,43 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
+class BridgeConfig:
+    """The E2 bridge (`wmfm bridge`, its own container beside the xApp): subscribes for the WMFM-CSI RAN
+    function, receives RIC indications and A1 policy requests over RMR, hands them to the xApp."""
+    rmr_port: int = 4560                    # RMR data port (the descriptor's `rmrdata`)
+    http_port: int = 8090                   # the bridge's own health and metrics (/ric/v1/...)
+    forward: str = "tcp://127.0.0.1:5560"   # the xApp's indication socket, as the bridge reaches it (same pod:
+                                            # loopback, or ipc:// on a shared volume)
+    xapp_url: str = "http://127.0.0.1:8080"   # the xApp's HTTP surface (A1 policies go to /ric/v1/policies)
+    submgr_url: str = "http://service-ricplt-submgr-http.ricplt:8088/ric/v1"   # the RIC's subscription manager
+    e2mgr_url: str = "http://service-ricplt-e2mgr-http.ricplt:3800/v1"   # E2 nodes and their RAN functions
+    appmgr_url: str = "http://service-ricplt-appmgr-http.ricplt:8080/ric/v1"   # registration; "" = none
+    e2_nodes: tuple[str, ...] = ()          # E2 nodes (inventory names) to subscribe at; () = every connected node
+                                            # whose RAN functions include WMFM-CSI (by its OID)
+    ran_function_id: int = 0                # the RAN function id where e2mgr does not list the OID; 0 = by OID only
+    reporting_period_ms: int = 100          # the event trigger: a CSI report every this
+    dtype: Literal["complex64", "complex32"] = "complex64"   # the action definition: how the CSI is sent
+    max_ues_per_report: int = 256           # the action definition: UEs per indication at most
+    client_host: str = ""                   # the Host the RIC calls back (subscription notifications, at the xApp's
+                                            # HTTP port); "" = from RMR_SRC_ID ("service-<ns>-<name>-rmr.<ns>",
+                                            # with http for rmr), as the RIC derives the RMR endpoint the other way
+    retry_s: float = 5.0                    # retry a failed subscription or registration after this
+
+    def validate(self, where: str) -> None:
+        check_range(self.rmr_port, 1, 65535, f"{where}.rmr_port")
+        check_range(self.http_port, 0, 65535, f"{where}.http_port")
+        check_endpoint(self.forward, f"{where}.forward")
+        for name in ("xapp_url", "submgr_url", "e2mgr_url", "appmgr_url"):
+            url = getattr(self, name)
+            check(url.startswith(("http://", "https://")) or (name == "appmgr_url" and url == ""), f"{where}.{name}",
+                  f"expected an http:// or https:// URL, got {url!r}")
+        check_range(self.ran_function_id, 0, 4095, f"{where}.ran_function_id")
+        check_range(self.reporting_period_ms, 1, 60000, f"{where}.reporting_period_ms")
+        check_range(self.max_ues_per_report, 1, 1024, f"{where}.max_ues_per_report")
+        check_range(self.retry_s, 0.1, 3600, f"{where}.retry_s")
+
+
+@dataclass(frozen=True)
 class XAppConfig:
     """The xApp's controls (the descriptor's `controls` section)."""
     artifact: str = "artifact"              # `wmfm export` output folder
@@ -256,6 +293,7 @@ class XAppConfig:
     http: HttpConfig = field(default_factory=HttpConfig)
     scaling: ScalingConfig = field(default_factory=ScalingConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    bridge: BridgeConfig = field(default_factory=BridgeConfig)   # read by `wmfm bridge` only
     los_threshold: float = 0.5              # an insight says LoS when p_los > this
     drain_s: float = 5.0                    # SIGTERM: finish in-flight work within this, then exit
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"   # DEBUG logs every dropped message

@@ -60,6 +60,9 @@ class Metrics:
         self.policy_requests = Counter("wmfm_policy_requests", "A1 policy requests by operation (CREATE, UPDATE, "
                                        "DELETE, PUT) and result (ok, deleted, unknown, refused)",
                                        ["operation", "result"], registry=r)
+        self.subscriptions = Counter("wmfm_subscription_notices", "the RIC subscription manager's notices, per "
+                                     "subscription instance: ok (in force at the E2 node), failed", ["result"],
+                                     registry=r)
         self.policy_instances = Gauge("wmfm_policy_instances", "A1 policy instances in force", registry=r)
         self.waiting = Gauge("wmfm_sync_waiting", "UE reports waiting for a camera frame", registry=r)
         ProcessCollector(registry=r)        # process_cpu_seconds_total, process_resident_memory_bytes, ...

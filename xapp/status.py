@@ -9,6 +9,8 @@
     GET /ric/v1/policytype     the A1 policy type (what the A1 mediator is given)
     PUT /ric/v1/policies/<id>  create or update an instance (JSON body); 400 with the reason if refused
     DELETE /ric/v1/policies/<id>
+    POST /ric/v1/subscriptions/response   the RIC subscription manager's notice of a subscription (the
+                               E2 bridge subscribes with this Host and port; logged and counted)
                                (who may PUT and DELETE: `policy.rest`, any / local / off; else 403)
 
 Bounded: a connection idle or slow for `http.timeout_s` is closed, at most `http.max_connections`
@@ -34,6 +36,7 @@ from .policy import POLICY_TYPE, PolicyError
 
 MAX_BODY = 64 << 10                 # bytes of a PUT body (a policy instance is a few hundred)
 POLICIES = "/ric/v1/policies"
+SUBSCRIPTION_NOTICE = "/ric/v1/subscriptions/response"
 
 
 _NOT_FOUND = (404, "application/json", b'{"error": "not found"}')
@@ -88,15 +91,27 @@ class StatusServer:
                 self.answer(*outer.route(self.path.split("?")[0]))
 
             def do_PUT(self):  # noqa: N802
+                body = self.body()
+                if body is not None:
+                    self.answer(*outer.write("PUT", self.path.split("?")[0], body, self.client_address))
+
+            def do_POST(self):  # noqa: N802
+                body = self.body()
+                if body is not None:
+                    self.answer(*outer.notice(self.path.split("?")[0], body))
+
+            def body(self) -> bytes | None:
+                """The request's body, or None when it was refused unread (no length, or too long)."""
                 n = self.headers.get("Content-Length", "")
-                if not n.isdigit() or int(n) > MAX_BODY:        # refused unread
-                    reason = f"a body of 0-{MAX_BODY} bytes with its Content-Length"
+                if n.isdigit() and int(n) <= MAX_BODY:
+                    return self.rfile.read(int(n))
+                reason = f"a body of 0-{MAX_BODY} bytes with its Content-Length"
+                if self.command == "PUT" and outer.app.policies is not None:
                     outer.app.policy_request("PUT", self.path.split("?")[0].rsplit("/", 1)[-1], "refused", reason)
-                    self.answer(*_json(HTTPStatus.LENGTH_REQUIRED if not n.isdigit() else
-                                       HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"status": "ERROR", "reason": reason}))
-                    self.close_connection = True
-                    return
-                self.answer(*outer.write("PUT", self.path.split("?")[0], self.rfile.read(int(n)), self.client_address))
+                self.answer(*_json(HTTPStatus.LENGTH_REQUIRED if not n.isdigit() else
+                                   HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"status": "ERROR", "reason": reason}))
+                self.close_connection = True
+                return None
 
             def do_DELETE(self):  # noqa: N802
                 self.answer(*outer.write("DELETE", self.path.split("?")[0], b"", self.client_address))
@@ -147,6 +162,18 @@ class StatusServer:
                 doc = self.app.policies.describe()["instances"].get(path[len(POLICIES) + 1:])
                 return _json(200, doc) if doc is not None else _NOT_FOUND
         return _NOT_FOUND
+
+    def notice(self, path: str, body: bytes) -> tuple[int, str, bytes]:
+        """POST /ric/v1/subscriptions/response: the RIC's subscription manager tells how a subscription
+        went (200 whatever it says, else it retries; a body that is not JSON: 400)."""
+        if path != SUBSCRIPTION_NOTICE or not hasattr(self.app, "subscription_notice"):
+            return _NOT_FOUND
+        try:
+            doc = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _json(400, {"error": f"not JSON: {exc}"})
+        self.app.subscription_notice(doc)
+        return _json(200, {})
 
     def write(self, method: str, path: str, body: bytes, client=("127.0.0.1", 0)) -> tuple[int, str, bytes]:
         """PUT / DELETE /ric/v1/policies/<id>: a policy instance created, updated or deleted."""
