@@ -138,6 +138,14 @@ def test_a1_policy_requests_apply_to_the_xapp_and_are_answered(bridged):
             ("ok", "refused", "other_type", "bad_request", "deleted")] == [2, 1, 1, 1, 2]
 
 
+def test_the_callback_host_follows_the_charts_rmr_source_id_else_the_namespace():
+    from wmfm.xapp.bridge.bridge import client_host
+    cfg = load(None, [], env={})
+    assert client_host(cfg, ENV) == "service-ricxapp-wmfm-xapp-http.ricxapp"
+    assert client_host(cfg, {"POD_NAMESPACE": "ric-xapps"}, "wmfm") == "service-ric-xapps-wmfm-http.ric-xapps"
+    assert client_host(load(None, ["bridge.client_host=x.y"], env={}), ENV) == "x.y"
+
+
 def test_an_a1_request_while_the_xapp_is_down_is_answered_error():
     resp, result = a1.handle("http://127.0.0.1:9", json.dumps({"operation": "CREATE", "policy_type_id": 28001,
                                                                "policy_instance_id": "p", "payload": {}}).encode(),

@@ -51,13 +51,25 @@ class BridgeMetrics:
         return generate_latest(self.registry)
 
 
-def client_host(cfg: XAppConfig, env) -> str:
-    """The Host the RIC calls back at (the xApp's HTTP Service): configured, else RMR_SRC_ID with its
-    `-rmr.` made `-http.` (the subscription manager derives the RMR endpoint the other way)."""
+NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def client_host(cfg: XAppConfig, env, name: str = "wmfm-xapp") -> str:
+    """The Host the RIC calls back at (the xApp's HTTP Service): configured; else RMR_SRC_ID (which the
+    xApp chart sets to service-<ns>-<name>-rmr.<ns>) with `-rmr.` made `-http.`, the subscription
+    manager deriving the RMR endpoint the other way; else service-<ns>-<name>-http.<ns> with the pod's
+    namespace (POD_NAMESPACE, the service account's, or ricxapp)."""
     if cfg.bridge.client_host:
         return cfg.bridge.client_host
     src = env.get("RMR_SRC_ID", "")
-    return src.replace("-rmr.", "-http.") if "-rmr." in src else socket.gethostname()
+    if "-rmr." in src:
+        return src.replace("-rmr.", "-http.")
+    ns = env.get("POD_NAMESPACE", "")
+    if not ns and os.path.isfile(NAMESPACE_FILE):
+        with open(NAMESPACE_FILE) as f:
+            ns = f.read().strip()
+    ns = ns or "ricxapp"
+    return f"service-{ns}-{name}-http.{ns}"
 
 
 class Bridge:
@@ -158,8 +170,8 @@ class Bridge:
         trigger = encode_sm("E2SM-WMFM-CSI-EventTriggerDefinition", {"reportingPeriodMs": self.b.reporting_period_ms})
         action = encode_sm("E2SM-WMFM-CSI-ActionDefinition", {"dtype": self.b.dtype,
                                                               "maxUEsPerReport": self.b.max_ues_per_report})
-        params = ric.subscription_request(client_host(self.cfg, self.env), self.cfg.http.port, self.b.rmr_port,
-                                          node, found if found is not None else fid, trigger, action)
+        params = ric.subscription_request(client_host(self.cfg, self.env, self.name), self.cfg.http.port,
+                                          self.b.rmr_port, node, found if found is not None else fid, trigger, action)
         self.subscriptions[node] = ric.subscribe(self.b.submgr_url, params)
         self.log.info("subscribed", extra={"mdc": {"node": node, "ran_function_id": params["RANFunctionID"],
                                                    "subscription": self.subscriptions[node]}})
