@@ -113,6 +113,9 @@ bench-xapp: bench-model bench-decode
 	    --camera-size 320x240 --fps 30 --no-baseline --quiet --out docs/results/bench/xapp_100_per_s_240p.json
 	$(WMFM) bench xapp --artifact $(CPU_RANDOM) --rate 100 --duration 10 --ues-per-frame 1 --cameras 2 \
 	    --camera-size 1920x1080 --fps 30 --no-baseline --quiet --out docs/results/bench/xapp_100_per_s_1080p.json
+	$(WMFM) bench xapp --artifact $(CPU_RANDOM) --rate 1000 --duration 10 --ues-per-frame 8 --cameras 4 \
+	    --camera-size 1280x720 --fps 30 --also indications.encoding=e2ap --no-baseline --quiet \
+	    --out docs/results/bench/xapp_e2ap.json
 
 # On a host with an NVIDIA GPU: parity + latency with torch CUDA, ONNX Runtime, TensorRT FP32/FP16, and the
 # `gpu`-marked tests (the TensorRT backend through the same tests as the others).

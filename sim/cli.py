@@ -174,9 +174,9 @@ def _register_replay(sub) -> None:
     r.add_argument("--cell", default="00101:1",
                    help="<plmn>:<nr_cell_id> the indications come from; several: comma-separated (UE id mod n picks "
                         "one; one E2 subscription per cell)")
-    r.add_argument("--encoding", default="protobuf", choices=("protobuf", "e2ap"),
+    r.add_argument("--encoding", default="auto", choices=("auto", "protobuf", "e2ap"),
                    help="indications as the RICIndication protobuf envelope, or as E2AP RICindication PDUs (APER, "
-                        "E2SM-WMFM-CSI): the xApp's indications.encoding")
+                        "E2SM-WMFM-CSI); auto: the xApp's indications.encoding (from --metrics), else protobuf")
     r.add_argument("--route", default="round_robin", choices=("round_robin", "cell"),
                    help="several indication endpoints: spread round-robin, or cell i -> endpoint i")
     r.add_argument("--bind", action="store_true",
@@ -380,14 +380,15 @@ def _replay(args) -> int:
                        outages=_outages(args.outage), clock_offset_ms=args.clock_offset_ms, seed=args.seed,
                        cells=tuple(c.strip() for c in args.cell.split(",")), route=args.route, bind=args.bind,
                        peers=args.peers, connect_timeout_s=args.connect_timeout, settle_s=args.settle,
-                       encoding=args.encoding)
+                       encoding=replay.find_encoding(args.metrics) if args.encoding == "auto" else args.encoding)
     cfg.validate()
     redis_url, namespace = (args.redis, None) if args.redis else replay.find_redis(args.metrics)
     namespace = args.namespace or namespace or "wmfm"
     rec = recording.load(args.scenario, args.split, args.cache, args.bs, args.camera, args.loader_config,
                          args.scene_period, max_reports=None if args.loop else args.count, progress=not args.quiet)
     print(f"replay  {rec.n_reports} UE reports in {len(rec.scenes)} scenes of {args.scenario} ({rec.split}), "
-          f"camera {', '.join(rec.cameras)}, {'max rate' if cfg.max_rate else f'{cfg.speed:g}x real time'}; "
+          f"camera {', '.join(rec.cameras)}, {'max rate' if cfg.max_rate else f'{cfg.speed:g}x real time'}, "
+          f"indications as {cfg.encoding}; "
           f"insights read from {redis_url} (namespace {namespace})")
     summary = replay.replay(rec, args.indications, args.frames, redis_url, cfg, metrics_url=args.metrics,
                             namespace=namespace, out=args.out, progress=not args.quiet)

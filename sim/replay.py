@@ -44,6 +44,14 @@ def find_redis(metrics_url: str | None) -> tuple[str, str | None]:
     return url, cfg.get("namespace")
 
 
+def find_encoding(metrics_url: str | None) -> str:
+    """The indication encoding the xApp at ``metrics_url`` takes (its /ric/v1/config); protobuf without one."""
+    if not metrics_url:
+        return "protobuf"
+    cfg = probe.xapp_config(metrics_url.split(",")[0].strip())
+    return ((cfg.get("config") or {}).get("indications") or {}).get("encoding") or "protobuf"
+
+
 def replay(rec: Recording, indications: str | list[str], frames: str | list[str], redis_url: str, cfg: ReplayConfig,
            metrics_url: str | None = None, namespace: str = "wmfm", out: Path | None = None,
            progress: bool = True) -> dict:

@@ -178,6 +178,14 @@ def _cli(app, replay_twin, *extra) -> list[str]:
             "--settle", "1", "--quiet", *extra]
 
 
+def test_the_replay_sends_the_encoding_the_xapp_takes(run_xapp, cameras, replay_twin, capsys):
+    app = run_xapp(cameras, *STRICT, "indications.encoding=e2ap")
+    metrics = f"http://127.0.0.1:{app.status.port}/ric/v1/metrics"
+    assert main(_cli(app, replay_twin, "--metrics", metrics, "--count", "6")) == 0    # --encoding auto
+    out = capsys.readouterr().out
+    assert "indications as e2ap" in out and "insights 6, lost 0" in out
+
+
 def test_the_replay_finds_the_xapps_redis_or_says_why_nothing_came_back(run_xapp, cameras, replay_twin, tmp_path,
                                                                         capsys):
     app = run_xapp(cameras, *STRICT)                       # its Redis: an embedded one on a private socket
@@ -185,6 +193,7 @@ def test_the_replay_finds_the_xapps_redis_or_says_why_nothing_came_back(run_xapp
     assert main(_cli(app, replay_twin, "--metrics", metrics, "--count", "6")) == 0
     out = capsys.readouterr().out
     assert f"insights read from {app.redis_url}" in out and "insights 6, lost 0" in out
+    assert "indications as protobuf" in out
     other = EmbeddedRedis(tmp_path / "other").start()      # a Redis the xApp does not write to
     try:
         assert main(_cli(app, replay_twin, "--redis", other.url, "--count", "6")) == 1
