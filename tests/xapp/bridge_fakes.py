@@ -5,6 +5,7 @@ answering as submgr, e2mgr and appmgr do, recording every request)."""
 import json
 import queue
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from wmfm.xapp.bridge.rmr import Message
@@ -54,6 +55,7 @@ class FakeRic:
     def __init__(self, busy: int = 1):
         self.requests: list[tuple[str, str, object]] = []
         self.busy = busy
+        self.delay_s = 0.0                       # every answer this late (a platform service in trouble)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -61,6 +63,7 @@ class FakeRic:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(n)) if n else None
                 outer.requests.append((self.command, self.path, body))
+                time.sleep(outer.delay_s)
                 code, doc = outer.answer(self.command, self.path)
                 raw = json.dumps(doc).encode() if doc is not None else b""
                 self.send_response(code)

@@ -101,6 +101,18 @@ def test_ric_indications_reach_the_xapp_unchanged(bridged, samples):
     frames.close()
 
 
+def test_a_slow_platform_never_holds_up_the_indications(bridged, ric, samples):
+    app, bridge, rmr = bridged
+    ric.delay_s = 3.0                                      # every REST call of the bridge now takes 3 s
+    time.sleep(0.5)                                        # its REST thread is inside one
+    t0 = time.monotonic()
+    pdu = encode_e2ap_indication("gnb_001", 0, time.time_ns(), [(10, samples["csi"][0])])
+    rmr.inbox.put(Message(RIC_INDICATION, 7, pdu, "gnb_001"))
+    assert wait_for(lambda: bridge.metrics.registry.get_sample_value("wmfm_bridge_forwarded_total") == 1, timeout=2)
+    assert time.monotonic() - t0 < 1.0
+    ric.delay_s = 0.0
+
+
 def _a1(rmr, doc) -> dict | None:
     n = len(rmr.replies)
     rmr.inbox.put(Message(A1_POLICY_REQ, 28001, json.dumps(doc).encode() if not isinstance(doc, bytes) else doc))

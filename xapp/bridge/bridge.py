@@ -4,7 +4,10 @@
             route table) -> register with appmgr -> ask A1 for the policies of type 28001 -> subscribe
     loop    RIC_INDICATION: the E2AP PDU forwarded unchanged to the xApp (ZeroMQ PUSH; the xApp runs
             with indications.encoding e2ap); A1_POLICY_REQ: applied through the xApp's REST endpoint,
-            answered; every `retry_s`: subscribe where there is no subscription yet, register if not
+            answered
+    beside  a thread calls the RIC's REST services every `retry_s`: subscribe where there is no
+            subscription yet (new E2 nodes too), register if not; a slow or absent platform service
+            never holds up the indications
     stop    SIGTERM/SIGINT: delete the subscriptions, deregister, close
 
 Nothing the RIC sends stops the loop: an unknown message type is counted, a message the xApp cannot
@@ -19,7 +22,6 @@ import os
 import signal
 import socket
 import threading
-import time
 
 import zmq
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -88,7 +90,8 @@ class Bridge:
         self.policies = None                      # (the HTTP surface serves no policies here)
         self.registered = False
         self.subscriptions: dict[str, str] = {}   # E2 node -> subscription id
-        self.next_try = 0.0
+        self.lock = threading.Lock()               # the subscriptions: the REST thread writes, close() reads
+        self.ric_thread: threading.Thread | None = None
         self.ready = False
 
     # --- start-up ---------------------------------------------------------------------
@@ -109,7 +112,9 @@ class Bridge:
             self.close()
             raise
         self.rmr.send(A1_POLICY_QUERY, a1.query())    # the instances in force come back as CREATEs
-        self._retry()
+        self._retry()                                 # once before ready: the log line says how it went
+        self.ric_thread = threading.Thread(target=self._ric_loop, name="wmfm-bridge-ric", daemon=True)
+        self.ric_thread.start()
         self.ready = True
         self.log.info("bridge ready", extra={"mdc": {"rmr_port": b.rmr_port, "forward": b.forward,
                                                      "subscriptions": dict(self.subscriptions),
@@ -124,9 +129,12 @@ class Bridge:
                 "registered": self.registered}
 
     # --- the RIC's REST services ------------------------------------------------------
+    def _ric_loop(self) -> None:
+        while not self.stop_event.wait(self.b.retry_s):
+            self._retry()
+
     def _retry(self) -> None:
         """Register and subscribe where that has not happened yet (at start, then every retry_s)."""
-        self.next_try = time.monotonic() + self.b.retry_s
         if self.b.appmgr_url and not self.registered:
             self._ric("register", self._register)
         try:
@@ -135,7 +143,7 @@ class Bridge:
             self._failed("nodes", exc)
             return
         for node in nodes:
-            if node not in self.subscriptions:
+            if node not in self.subscriptions and not self.stop_event.is_set():
                 self._ric("subscribe", lambda node=node: self._subscribe(node))
         self.metrics.subscriptions.set(len(self.subscriptions))
 
@@ -172,7 +180,9 @@ class Bridge:
                                                               "maxUEsPerReport": self.b.max_ues_per_report})
         params = ric.subscription_request(client_host(self.cfg, self.env, self.name), self.cfg.http.port,
                                           self.b.rmr_port, node, found if found is not None else fid, trigger, action)
-        self.subscriptions[node] = ric.subscribe(self.b.submgr_url, params)
+        sid = ric.subscribe(self.b.submgr_url, params)
+        with self.lock:
+            self.subscriptions[node] = sid
         self.log.info("subscribed", extra={"mdc": {"node": node, "ran_function_id": params["RANFunctionID"],
                                                    "subscription": self.subscriptions[node]}})
 
@@ -183,8 +193,6 @@ class Bridge:
                 msg = self.rmr.receive(100)
                 if msg is not None:
                     self._on_message(msg)
-                if time.monotonic() >= self.next_try:
-                    self._retry()
             return 0
         finally:
             self.close()
@@ -215,9 +223,14 @@ class Bridge:
     def close(self) -> None:
         """Delete the subscriptions and deregister (best effort: the RIC may be going down too), then close."""
         self.ready = False
-        for node, sid in list(self.subscriptions.items()):
+        self.stop_event.set()
+        if self.ric_thread is not None:
+            self.ric_thread.join(timeout=30)            # a subscribe in flight ends (and is deleted below)
+            self.ric_thread = None
+        with self.lock:
+            subscriptions, self.subscriptions = dict(self.subscriptions), {}
+        for sid in subscriptions.values():
             self._ric("unsubscribe", lambda sid=sid: ric.unsubscribe(self.b.submgr_url, sid))
-            del self.subscriptions[node]
         self.metrics.subscriptions.set(0)
         if self.registered:
             self._ric("deregister", lambda: ric.deregister(self.b.appmgr_url, self.env.get("HOSTNAME")
