@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = ROOT / "deploy" / "compose"
 DESCRIPTOR = ROOT / "deploy" / "descriptor" / "config-file.json"
 DESC = json.loads(DESCRIPTOR.read_text())
-PORTS = {p["name"]: p["port"] for p in DESC["messaging"]["ports"]}
+# the xApp container's ports (the descriptor's others are the E2 bridge's, which runs in a RIC only)
+PORTS = {p["name"]: p["port"] for p in DESC["messaging"]["ports"] if p["container"] == "wmfm-xapp"}
 VERSION = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
 
 
@@ -122,6 +123,9 @@ def test_the_twin_and_replay_commands_parse_with_the_real_cli(model):
     assert any(v["type"] == "volume" and v["source"] == "scenario" and v["target"] == twin_vol
                for v in replay["volumes"])
     apps = set(xapps(model))
+    for name, svc in xapps(model).items():                                # the replay speaks each xApp's encoding
+        env = {k: str(v) for k, v in svc["environment"].items()}
+        assert r.encoding == config.load(DESCRIPTOR, env=env).indications.encoding == "e2ap", name
     for flag, port, scheme in (("indications", PORTS["indications"], "tcp"), ("frames", PORTS["frames"], "tcp"),
                                ("metrics", PORTS["http"], "http")):
         urls = [urlsplit(u) for u in getattr(r, flag).split(",")]

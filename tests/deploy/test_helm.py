@@ -1,9 +1,10 @@
 """The Helm chart (deploy/helm/wmfm-xapp), rendered by tests/deploy/helmlite.py (no helm here):
 every object valid against the Kubernetes OpenAPI schemas (strict; the ServiceMonitor against the
 fields of its CRD that matter), names and labels as the O-RAN SC xApp chart (xapp-std) makes them,
-the same descriptor as deploy/descriptor/config-file.json, probes and ports from it, DBAAS_* and
-WMFM__ variables that the app's own config loader and dbaas resolver accept, and a Grafana
-dashboard that only asks for metrics the app serves."""
+the same descriptor as deploy/descriptor/config-file.json, probes and ports from it, the E2 bridge
+beside the xApp (its container, the RMR Service, the ipc:// socket they share), DBAAS_* and WMFM__
+variables that the app's own config loader and dbaas resolver accept, and a Grafana dashboard that
+only asks for metrics the app serves."""
 
 import base64
 import copy
@@ -21,6 +22,7 @@ from packaging.version import Version
 from prometheus_client.metrics import MetricWrapperBase
 from wmfm.xapp import controls as config
 from wmfm.xapp import dbaas
+from wmfm.xapp.bridge.bridge import client_host
 from wmfm.xapp.metrics import Metrics
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -32,6 +34,9 @@ DESCRIPTOR = ROOT / "deploy" / "descriptor" / "config-file.json"
 DESC = json.loads(DESCRIPTOR.read_text())
 NS, NAME = "ricxapp", DESC["name"]                 # the default namespace of the renders, the xApp's name
 FULL = f"{NS}-{NAME}"
+PORTS = {p["name"]: p for p in DESC["messaging"]["ports"]}
+XAPP, BRIDGE = PORTS["http"]["container"], PORTS["rmrdata"]["container"]     # the descriptor's two containers
+SOCKET = "ipc:///var/run/wmfm/indications.sock"                             # between them, in the pod
 DBAAS_HOST = "service-ricplt-dbaas-tcp.ricplt.svc.cluster.local"
 # the oldest Kubernetes the chart claims (Chart.yaml kubeVersion: >=1.25; or the oldest schema the
 # package still ships) and the newest one it ships
@@ -40,8 +45,13 @@ K8S_VERSIONS = (next(v for v in all_versions() if Version(v) >= Version("1.25"))
 CASES = {
     "defaults": {},
     "scaled": {"replicaCount": 3, "scaling": {"roundRobin": True, "cells": ["00101:1", "00101:2"]}},
-    "connect": {"replicaCount": 2, "connect": {"indications": "tcp://e2-gateway.ricplt:5560",
-                                               "frames": "tcp://camera-gateway.ricplt:5561"}},
+    "connect": {"replicaCount": 2, "bridge": {"enabled": False},
+                "connect": {"indications": "tcp://e2-gateway.ricplt:5560", "frames": "tcp://camera-gateway.ricplt:5561"}},
+    "no-bridge": {"bridge": {"enabled": False}},
+    "no-bridge-e2ap": {"bridge": {"enabled": False}, "indications": {"encoding": "e2ap"}},
+    "bridge-image": {"bridge": {"image": {"repository": "127.0.0.1:5000/wmfm-e2-bridge", "tag": "0.1.0-rc1",
+                                          "pullPolicy": "Always"}},
+                     "image": {"repository": "127.0.0.1:5000/wmfm-xapp"}},
     "gpu": {"gpu": {"enabled": True}},
     "password": {"redis": {"password": "s3cret", "username": "wmfm"}},
     "existing-secret": {"redis": {"existingSecret": "dbaas-auth", "existingSecretKey": "redis-password"}},
@@ -84,20 +94,36 @@ def services(objs) -> dict:
     return {o["spec"]["ports"][0]["name"]: o for (k, _), o in objs.items() if k == "Service"}
 
 
+def bridged(case) -> bool:
+    return CASES[case].get("bridge", {}).get("enabled", True)
+
+
+def containers(objs) -> dict:
+    return {c["name"]: c for c in one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]}
+
+
 def container(objs):
-    (c,) = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
-    return c
+    """The xApp's container."""
+    return containers(objs)[XAPP]
 
 
-def app_env(objs) -> dict:
-    """The environment the app would see where the platform's dbaas-appconfig does not exist: the
-    appenv ConfigMap (envFrom), the container's env (a placeholder for a secretKeyRef)."""
-    c = container(objs)
+def bridge(objs):
+    return containers(objs)[BRIDGE]
+
+
+def app_env(objs, c=None) -> dict:
+    """The environment the app (or, with `c`, another container) would see where the platform's
+    dbaas-appconfig does not exist: the appenv ConfigMap (envFrom), the container's env (a placeholder
+    for a secretKeyRef or a field of the pod)."""
+    c = c or container(objs)
     ref = c["envFrom"][0]["configMapRef"]
     assert ref == {"name": one(objs, "ConfigMap", "-appenv")["metadata"]["name"]}        # not optional
     env = dict(one(objs, "ConfigMap", "-appenv")["data"])
+    pod = one(objs, "Deployment")["metadata"]
+    fields = {"metadata.namespace": pod["namespace"], "status.podIP": "10.0.0.7"}
     for e in c["env"]:
-        env[e["name"]] = e.get("value", "placeholder-from-secret")
+        field = e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        env[e["name"]] = e["value"] if "value" in e else fields[field] if field else "placeholder-from-secret"
     return env
 
 
@@ -137,7 +163,8 @@ def check_service_monitor(sm, objs, version):
 
 def expected_kinds(case):
     values = CASES[case]
-    return sorted(["ConfigMap", "ConfigMap", "Deployment"] + ["Service"] * 3
+    # http, frames, and indications without the bridge; bridge and rmr with it
+    return sorted(["ConfigMap", "ConfigMap", "Deployment"] + ["Service"] * (4 if bridged(case) else 3)
                   + ["ConfigMap"] * values.get("grafanaDashboard", {}).get("enabled", True)
                   + ["Secret"] * bool(values.get("redis", {}).get("password"))
                   + ["ServiceMonitor"] * values.get("serviceMonitor", {}).get("enabled", False))
@@ -174,7 +201,7 @@ def test_names_and_labels_are_the_xapp_std_ones(chart):
     objs = objects(chart, "defaults", name="lab-a")
     assert sorted(name for _, name in objs) == sorted([
         FULL, f"configmap-{FULL}-appconfig", f"configmap-{FULL}-appenv", f"configmap-{FULL}-grafana",
-        *(f"service-{FULL}-{p['name']}" for p in DESC["messaging"]["ports"])])
+        *(f"service-{FULL}-{p}" for p in ("http", "frames", "bridge", "rmr"))])
     dep = one(objs, "Deployment")
     std = {"app": FULL, "chart": f"wmfm-xapp-{chart.meta['version']}", "release": "lab-a", "heritage": "Helm"}
     for obj in objs.values():
@@ -200,7 +227,8 @@ def test_the_name_follows_the_namespace_and_name_override(chart):
     assert dep["spec"]["template"]["spec"]["hostname"] == "wmfm-cells-a"
     assert one(objs, "ConfigMap", "-appconfig")["metadata"]["name"] == "configmap-ran-wmfm-cells-a-appconfig"
     assert sorted(s["metadata"]["name"] for s in services(objs).values()) == [
-        "service-ran-wmfm-cells-a-frames", "service-ran-wmfm-cells-a-http", "service-ran-wmfm-cells-a-indications"]
+        "service-ran-wmfm-cells-a-bridge", "service-ran-wmfm-cells-a-frames", "service-ran-wmfm-cells-a-http",
+        "service-ran-wmfm-cells-a-rmr"]
     assert one(objs, "ConfigMap", "-appenv")["data"]["RMR_SRC_ID"] == "service-ran-wmfm-cells-a-rmr.ran"
     assert all(o["metadata"]["namespace"] == "ran" for o in objs.values())
 
@@ -244,42 +272,143 @@ def test_probes_are_the_descriptor_probes(chart, case):
     assert startup["periodSeconds"] * startup["failureThreshold"] == (300 if case == "gpu" else 60)
 
 
-def test_ports_are_the_descriptor_ports(chart):
-    objs = objects(chart, "defaults")
-    want = {(p["name"], p["port"]) for p in DESC["messaging"]["ports"]}
-    c = container(objs)
-    assert {(p["name"], p["containerPort"]) for p in c["ports"]} == want
-    assert c["name"] == DESC["containers"][0]["name"] == DESC["messaging"]["ports"][0]["container"]
+def ports_of(container_name: str, *skip: str) -> set:
+    return {(p["name"], p["port"]) for p in DESC["messaging"]["ports"]
+            if p["container"] == container_name and p["name"] not in skip}
+
+
+@pytest.mark.parametrize("case", ["defaults", "no-bridge"])
+def test_ports_are_the_descriptor_ports(chart, case):
+    """Each container has its own descriptor ports (the xApp's indications port only without the bridge,
+    which hands them over ipc://); each port served has its Service, the RMR ones share one; every
+    Service selects the pod and targets a port a container of it declares."""
+    objs = objects(chart, case)
+    cs = containers(objs)
+    if bridged(case):
+        assert list(cs) == [XAPP, BRIDGE] and {c["name"] for c in DESC["containers"]} == {XAPP, BRIDGE}
+        want = {XAPP: ports_of(XAPP, "indications"), BRIDGE: ports_of(BRIDGE)}
+    else:
+        assert list(cs) == [XAPP]
+        want = {XAPP: ports_of(XAPP)}
+    assert {n: {(p["name"], p["containerPort"]) for p in c["ports"]} for n, c in cs.items()} == want
+    served = set().union(*want.values())
     svcs = services(objs)
-    assert {(name, s["metadata"]["name"]) for name, s in svcs.items()} == {
-        (p, f"service-{FULL}-{p}") for p, _ in want}
-    assert {p["name"]: p["port"] for s in svcs.values() for p in s["spec"]["ports"]} == dict(want)
-    pod_labels = one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert {s["metadata"]["name"]: {(p["name"], p["port"]) for p in s["spec"]["ports"]} for s in svcs.values()} == {
+        **{f"service-{FULL}-{n}": {(n, port)} for n, port in served if "rmr" not in n},
+        **({f"service-{FULL}-rmr": ports_of(BRIDGE, "bridge")} if bridged(case) else {})}
+    pod = one(objs, "Deployment")["spec"]["template"]
+    named = {p["name"] for c in cs.values() for p in c["ports"]}
     for svc in svcs.values():
-        assert all(p["targetPort"] == p["name"] for p in svc["spec"]["ports"])
-        assert svc["spec"]["selector"].items() <= pod_labels.items()
+        assert svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+        assert all(p["targetPort"] == p["name"] and p["name"] in named for p in svc["spec"]["ports"])
 
 
-def test_rmr_ports_are_left_to_an_rmr_service(tmp_path):
-    """A port whose name contains "rmr" gets no Service of its own, as in xapp-std."""
+def test_the_rmr_service_is_the_one_the_ric_routes_to(tmp_path, chart):
+    """service-<ns>-<name>-rmr, ClusterIP, every port whose name contains "rmr" with rmrdata first (as
+    xapp-std, whatever the descriptor's order), targeting the bridge's ports; RMR_SRC_ID names it."""
+    objs = objects(chart, "defaults")
+    rmr = one(objs, "Service", "-rmr")
+    assert rmr["metadata"]["name"] == f"service-{FULL}-rmr" and rmr["spec"]["type"] == "ClusterIP"
+    assert "clusterIP" not in rmr["spec"] and "annotations" not in rmr["metadata"]
+    assert rmr["spec"]["ports"] == [{"name": n, "port": PORTS[n]["port"], "targetPort": n, "protocol": "TCP"}
+                                    for n in ("rmrdata", "rmrroute")]
+    assert rmr["metadata"]["labels"]["app.kubernetes.io/component"] == "rmr"
+    env = one(objs, "ConfigMap", "-appenv")["data"]
+    assert env["RMR_SRC_ID"] == f"{rmr['metadata']['name']}.{NS}"
+    assert env["RMR_RTG_SVC"] == str(PORTS["rmrroute"]["port"])
     shutil.copytree(CHART, tmp_path / "chart")                         # the links copied as files
     desc = copy.deepcopy(DESC)
-    desc["messaging"]["ports"] += [{"name": "rmrdata", "container": NAME, "port": 4560},
-                                   {"name": "rmrroute", "container": NAME, "port": 4561}]
+    desc["messaging"]["ports"].sort(key=lambda p: p["name"] != "rmrroute")      # rmrroute listed first
     (tmp_path / "chart" / "files" / "config-file.json").write_text(json.dumps(desc))
-    objs = objects(Chart(tmp_path / "chart"), "defaults")
-    assert sorted(services(objs)) == sorted(p["name"] for p in DESC["messaging"]["ports"])
-    assert {"rmrdata", "rmrroute"} <= {p["name"] for p in container(objs)["ports"]}
+    rmr = one(objects(Chart(tmp_path / "chart"), "defaults"), "Service", "-rmr")
+    assert [p["name"] for p in rmr["spec"]["ports"]] == ["rmrdata", "rmrroute"]
 
 
-def test_prometheus_finds_the_http_service_and_the_pod(chart):
+def test_the_bridge_runs_beside_the_xapp(chart):
     objs = objects(chart, "defaults")
-    port = str(next(p["port"] for p in DESC["messaging"]["ports"] if p["name"] == "http"))
+    pod = one(objs, "Deployment")["spec"]["template"]
+    b, x = bridge(objs), container(objs)
+    (desc_bridge,) = [c for c in DESC["containers"] if c["name"] == BRIDGE]
+    assert b["image"] == f"wmfm-e2-bridge:{chart.meta['appVersion']}" == \
+        f"{desc_bridge['image']['name']}:{desc_bridge['image']['tag']}"
+    assert b["args"] == desc_bridge["args"] and "command" not in b        # the image's entrypoint: wmfm
+    assert pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"] == XAPP
+    # probes: the descriptor's timings, on the bridge's own port (named, one of its ports)
+    for probe, path in (("livenessProbe", "/ric/v1/health/alive"), ("readinessProbe", "/ric/v1/health/ready")):
+        want = {k: v for k, v in DESC[probe].items() if k != "httpGet"}
+        assert b[probe] == {"httpGet": {"path": path, "port": "bridge"}, **want}
+    assert "bridge" in {p["name"] for p in b["ports"]}
+    # its environment: the appenv ConfigMap (RMR_*, WMFM__*) and the pod's address and namespace
+    assert b["envFrom"] == [{"configMapRef": {"name": f"configmap-{FULL}-appenv"}}]
+    assert b["env"] == [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]
+    assert b["securityContext"] == x["securityContext"]
+    # the same descriptor as the xApp (the ConfigMap, where its --config points), and the shared socket folder
+    config = desc_bridge["args"][desc_bridge["args"].index("--config") + 1]
+    mounts = {m["mountPath"]: m for m in b["volumeMounts"]}
+    assert mounts["/opt/ric/config"] == {"name": "appconfig", "mountPath": "/opt/ric/config", "readOnly": True}
+    assert Path(config).parent == Path("/opt/ric/config") and Path(config).name in \
+        one(objs, "ConfigMap", "-appconfig")["data"]
+    run = [m for m in x["volumeMounts"] if m["name"] == "run"]
+    assert run == [m for m in b["volumeMounts"] if m["name"] == "run"] == [
+        {"name": "run", "mountPath": "/var/run/wmfm"}]
+    assert {"name": "run", "emptyDir": {}} in pod["spec"]["volumes"]
+    assert SOCKET.startswith("ipc://" + run[0]["mountPath"] + "/")
+    assert (b["resources"]["requests"], b["resources"]["limits"]) == ({"cpu": "100m", "memory": "128Mi"},
+                                                                      {"memory": "256Mi"})
+    objs = objects(chart, "bridge-image")
+    assert (bridge(objs)["image"], bridge(objs)["imagePullPolicy"]) == ("127.0.0.1:5000/wmfm-e2-bridge:0.1.0-rc1",
+                                                                        "Always")
+    assert container(objs)["image"] == f"127.0.0.1:5000/wmfm-xapp:{chart.meta['appVersion']}"
+
+
+@pytest.mark.parametrize("case", ["defaults", "gpu", "scaled", "no-bridge", "no-bridge-e2ap", "connect"])
+def test_the_xapp_and_the_bridge_meet_on_the_socket(chart, case):
+    """What each process reads through the app's own loader: with the bridge, the xApp binds the ipc://
+    socket the bridge forwards to, both E2AP, and the bridge calls the RIC back at the http Service;
+    without it, the xApp takes ZeroMQ senders' protobuf (or indications.encoding) on its TCP port."""
+    objs = objects(chart, case)
+    cfg = config.load(DESCRIPTOR, env=app_env(objs))
+    if not bridged(case):
+        assert BRIDGE not in containers(objs)
+        assert not any(v["name"] == "run" for v in one(objs, "Deployment")["spec"]["template"]["spec"]["volumes"])
+        appenv = one(objs, "ConfigMap", "-appenv")["data"]
+        assert not {"RMR_SRC_ID", "RMR_RTG_SVC", "WMFM__BRIDGE__FORWARD"} & appenv.keys()
+        assert cfg.indications.encoding == CASES[case].get("indications", {}).get("encoding", "protobuf")
+        assert cfg.indications.endpoint.startswith("tcp://")
+        return
+    env = app_env(objs, bridge(objs))
+    side = config.load(DESCRIPTOR, env=env)
+    assert cfg.indications.endpoint == side.bridge.forward == SOCKET
+    assert (cfg.indications.mode, cfg.indications.pattern) == ("bind", "pull")
+    assert cfg.indications.encoding == side.indications.encoding == "e2ap"
+    assert side.bridge.xapp_url == f"http://127.0.0.1:{cfg.http.port}"                 # the xApp, in the same pod
+    assert side.bridge.rmr_port == PORTS["rmrdata"]["port"] and side.bridge.http_port == PORTS["bridge"]["port"]
+    host = client_host(side, env, NAME)                                           # where the RIC calls back
+    assert host == f"{one(objs, 'Service', '-http')['metadata']['name']}.{NS}"
+
+
+def test_the_bridge_refuses_another_indications_sender(chart):
+    with pytest.raises(TemplateError, match="connect.indications"):
+        chart.render({"connect": {"indications": "tcp://e2-gateway.ricplt:5560"}})
+    with pytest.raises(TemplateError, match="indications.encoding protobuf"):
+        chart.render({"indications": {"encoding": "protobuf"}})
+    chart.render({"indications": {"encoding": "e2ap"}})                          # what it forwards: fine
+    with pytest.raises(TemplateError, match="duplicate key"):
+        chart.render({"env": {"WMFM__INDICATIONS__ENDPOINT": "tcp://0.0.0.0:5560"}})
+
+
+@pytest.mark.parametrize("case", ["defaults", "no-bridge"])
+def test_prometheus_finds_the_http_service_and_the_pod(chart, case):
+    objs = objects(chart, case)
+    port = str(PORTS["http"]["port"])
     want = {"prometheus.io/scrape": "true", "prometheus.io/port": port, "prometheus.io/path": "/ric/v1/metrics"}
     assert want["prometheus.io/path"] == DESC["metrics"]["url"]
     svcs = services(objs)
     assert svcs["http"]["metadata"]["annotations"] == want
-    assert all("annotations" not in s["metadata"] for name, s in svcs.items() if name != "http")
+    if bridged(case):                                   # the bridge's own metrics, on its port
+        assert svcs["bridge"]["metadata"]["annotations"] == {**want, "prometheus.io/port": str(PORTS["bridge"]["port"])}
+    assert all("annotations" not in s["metadata"] for name, s in svcs.items() if name not in ("http", "bridge"))
     assert want.items() <= one(objs, "Deployment")["spec"]["template"]["metadata"]["annotations"].items()
     assert not any(k == "ServiceMonitor" for k, _ in objs)                 # off by default
 
@@ -363,11 +492,14 @@ def test_the_platforms_dbaas_appconfig_is_an_optional_later_env_source(chart):
     assert container(objects(chart, "no-extras"))["envFrom"] == refs[:1]
 
 
-def test_names_and_labels_fit_kubernetes_limits_with_a_long_namespace(chart):
-    # the longest namespace with which service-<ns>-wmfm-xapp-indications is still a DNS label
-    longest = "ric-xapps-of-the-downtown-cells-x"
-    assert len(f"service-{longest}-{NAME}-indications") == 63
-    objs = chart.render({}, name="r" * 53, namespace=longest)        # 53: the longest release name helm accepts
+@pytest.mark.parametrize("values, port", [({}, "bridge"), ({"bridge": {"enabled": False}}, "indications")],
+                         ids=["bridge", "no-bridge"])
+def test_names_and_labels_fit_kubernetes_limits_with_a_long_namespace(chart, values, port):
+    # the longest namespace with which service-<ns>-wmfm-xapp-<the longest port name served> is still a DNS label
+    longest = "ric-xapps-of-the-downtown-cells-xxxxxxxxxx"[:63 - len(f"service--{NAME}-{port}")]
+    assert len(f"service-{longest}-{NAME}-{port}") == 63
+    objs = chart.render(values, name="r" * 53, namespace=longest)     # 53: the longest release name helm accepts
+    assert max(len(o["metadata"]["name"]) for o in objs if o["kind"] == "Service") == 63
     label = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
     for obj in objs:
         name = obj["metadata"]["name"]
@@ -379,23 +511,26 @@ def test_names_and_labels_fit_kubernetes_limits_with_a_long_namespace(chart):
             assert len(value) <= 63 and label.match(value), value
     # one more character: the platform would look for a name Kubernetes refuses, so the chart refuses it
     with pytest.raises(TemplateError, match="longer than 63"):
-        chart.render({}, namespace=longest + "y")
+        chart.render(values, namespace=longest + "y")
 
 
-def test_round_robin_and_headless_follow_the_replica_count(chart):
+@pytest.mark.parametrize("with_bridge", [True, False], ids=["bridge", "no-bridge"])
+def test_round_robin_and_headless_follow_the_replica_count(chart, with_bridge):
     for replicas, rr, headless, want_rr, want_headless in [(1, None, None, "false", False),
                                                            (3, None, None, "true", True),
                                                            (3, False, False, "false", False),
                                                            (1, True, True, "true", True)]:
         objs = objects(chart, values={"replicaCount": replicas, "scaling": {"roundRobin": rr},
-                                      "service": {"zmq": {"headless": headless}}})
+                                      "service": {"zmq": {"headless": headless}}, "bridge": {"enabled": with_bridge}})
         assert one(objs, "Deployment")["spec"]["replicas"] == replicas
         assert one(objs, "ConfigMap", "-appenv")["data"]["WMFM__SCALING__ROUND_ROBIN"] == want_rr
-        svcs = services(objs)
-        assert {n: s["spec"].get("clusterIP") == "None" for n, s in svcs.items()} == {
-            "http": False, "indications": want_headless, "frames": want_headless}
+        svcs = services(objs)                           # only the ZeroMQ ones are ever headless
+        zmq = {"frames": want_headless, **({"bridge": False, "rmrdata": False} if with_bridge
+                                           else {"indications": want_headless})}
+        assert {n: s["spec"].get("clusterIP") == "None" for n, s in svcs.items()} == {"http": False, **zmq}
     # pods that connect to a sender may be scaled later (kubectl scale, an autoscaler): on from the start
-    objs = objects(chart, values={"connect": {"indications": "tcp://e2-gateway.ricplt:5560"}})
+    objs = objects(chart, values={"connect": {"indications": "tcp://e2-gateway.ricplt:5560"},
+                                  "bridge": {"enabled": False}})
     assert one(objs, "ConfigMap", "-appenv")["data"]["WMFM__SCALING__ROUND_ROBIN"] == "true"
 
 

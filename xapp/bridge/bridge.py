@@ -111,11 +111,11 @@ class Bridge:
         except BaseException:
             self.close()
             raise
+        self.ready = True                             # RMR is up: indications flow from here on
         self.rmr.send(A1_POLICY_QUERY, a1.query())    # the instances in force come back as CREATEs
-        self._retry()                                 # once before ready: the log line says how it went
+        self._retry()                                 # once in line: the log line says how it went
         self.ric_thread = threading.Thread(target=self._ric_loop, name="wmfm-bridge-ric", daemon=True)
         self.ric_thread.start()
-        self.ready = True
         self.log.info("bridge ready", extra={"mdc": {"rmr_port": b.rmr_port, "forward": b.forward,
                                                      "subscriptions": dict(self.subscriptions),
                                                      "registered": self.registered, "http_port": self.status.port}})

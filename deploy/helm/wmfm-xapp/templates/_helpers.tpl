@@ -4,7 +4,8 @@ them, so that appmgr and the platform find the xApp by the names they compute th
   name       the descriptor's `name` (or nameOverride)                   wmfm-xapp
   fullname   <namespace>-<name>: the Deployment, label `app`             ricxapp-wmfm-xapp
   ConfigMaps configmap-<fullname>-appconfig, -appenv, -grafana
-  Services   service-<fullname>-<port> for each non-RMR descriptor port
+  Services   service-<fullname>-<port> for each non-RMR descriptor port of a container in the pod,
+             service-<fullname>-rmr for the RMR ports (with the E2 bridge)
 The release name is in no object name: a second instance in one namespace needs its own nameOverride.
 */}}
 
@@ -75,6 +76,38 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The E2 bridge's image (deploy/docker/Dockerfile.bridge). */}}
+{{- define "wmfm-xapp.bridgeImage" -}}
+{{- printf "%s:%s" .Values.bridge.image.repository (default .Chart.AppVersion .Values.bridge.image.tag) -}}
+{{- end -}}
+
+{{/* The descriptor's container that serves the port named (list $ "<port name>"): the xApp's is the one of
+"http", the E2 bridge's the one of "rmrdata". */}}
+{{- define "wmfm-xapp.containerOf" -}}
+{{- $desc := include "wmfm-xapp.descriptor" (index . 0) | fromJson -}}
+{{- $name := index . 1 -}}
+{{- range $desc.messaging.ports -}}
+{{- if eq .name $name }}{{ .container }}{{ end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where a descriptor port (list $ <port>) is served in this chart's pod: "xapp", "bridge", or "" (nowhere:
+a port of the bridge without it; the xApp's "indications" with it, which then come over ipc://). */}}
+{{- define "wmfm-xapp.portIn" -}}
+{{- $top := index . 0 -}}
+{{- $port := index . 1 -}}
+{{- if eq $port.container (include "wmfm-xapp.containerOf" (list $top "http")) -}}
+{{- if not (and $top.Values.bridge.enabled (eq $port.name "indications")) }}xapp{{ end -}}
+{{- else if and $top.Values.bridge.enabled (eq $port.container (include "wmfm-xapp.containerOf" (list $top "rmrdata"))) -}}
+bridge
+{{- end -}}
+{{- end -}}
+
+{{/* The ZeroMQ socket between the E2 bridge and the xApp: a Unix socket on the pod's shared emptyDir. */}}
+{{- define "wmfm-xapp.bridgeSocket" -}}
+ipc:///var/run/wmfm/indications.sock
 {{- end -}}
 
 {{/* The Secret holding the Redis password, or "" when there is none. */}}
