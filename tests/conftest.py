@@ -13,11 +13,20 @@
 
 import dataclasses as dc
 import json
+import os
 import threading
 
 import pytest
 from wmfm.sim.twin.generate import generate
 from wmfm.sim.twin.params import TwinConfig
+
+
+@pytest.fixture(autouse=True)
+def _no_dbaas(monkeypatch):
+    """`redis.url` is `auto` by default: on a host whose environment names a RIC's dbaas, the tests'
+    xApps must still write to their own servers."""
+    for k in [k for k in os.environ if k.startswith("DBAAS_")]:
+        monkeypatch.delenv(k)
 
 
 @pytest.fixture(scope="session")

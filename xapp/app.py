@@ -32,6 +32,7 @@ import signal
 import sys
 import threading
 import time
+from collections import OrderedDict
 
 import zmq
 
@@ -104,7 +105,7 @@ def logger(level: str = "INFO") -> logging.Logger:
 class XApp:
     def __init__(self, cfg: XAppConfig, redis_url: str | None = None):
         self.cfg = cfg
-        self.redis = resolve(redis_url or cfg.redis.url)
+        self.redis = resolve(redis_url or cfg.redis.url, namespace=cfg.redis.namespace)
         self.redis_url = self.redis.url
         self.log = logger(cfg.log_level)
         self.metrics = Metrics()
@@ -116,6 +117,8 @@ class XApp:
         self.policies: Policies | None = None
         self.policy_version = 0                 # the version of the policies the loop applies
         self.enabled: frozenset[str] = frozenset()   # the A1 policy's cells; empty: every cell
+        self.started_ns = time.time_ns()        # this process's start: the E2 bridge asks A1 again after a restart
+        self.subscription_results: OrderedDict[str, str] = OrderedDict()   # subscription id -> ok | failed
         self.socks: dict[str, zmq.Socket] = {}
         self.endpoints: dict[str, str] = {}
 
@@ -126,7 +129,7 @@ class XApp:
         try:
             # first, so an address that cannot be used stops start-up before the model loads; alive (not
             # ready) while it loads
-            self.status = StatusServer(cfg.http, self).start()
+            self.status = StatusServer(cfg.http, self, notice=self.subscription_notice).start()
             for name in ("indications", "frames"):
                 preflight(getattr(cfg, name), name, self.log)
             self.artifact = Artifact.load(cfg.artifact)
@@ -196,7 +199,8 @@ class XApp:
                 "redis": redact(self.redis_url), "redis_source": self.redis.source,
                 "namespace": self.cfg.redis.namespace,
                 "http_port": self.status.port if self.status else None, "queues": self.queues(),
-                "policy": self.policies.effective.to_json() if self.policies else None}
+                "policy": self.policies.effective.to_json() if self.policies else None,
+                "started_ns": self.started_ns, "subscriptions": dict(self.subscription_results)}
 
     def queues(self) -> dict:
         """Per receive socket: the messages it queues per sender and the memory that can take."""
@@ -240,6 +244,8 @@ class XApp:
                 self._on_frames()
             if ind is None:
                 continue
+            if self.policies.version != self.policy_version:     # a policy changed meanwhile: from this message on
+                self._apply_policy()
             try:
                 self._on_indication(ind)
             except Exception:  # noqa: BLE001 - one message must never stop the loop
@@ -291,13 +297,20 @@ class XApp:
         """The RIC's subscription manager's notice (HTTP threads): each instance counted, ok when the E2
         node took it (an E2EventInstanceId), logged with the cause when not."""
         instances = doc.get("SubscriptionInstances") if isinstance(doc, dict) else None
+        sid = str(doc.get("SubscriptionId", ""))[:100] if isinstance(doc, dict) else ""
         for inst in instances if isinstance(instances, list) else [{}]:
-            ok = isinstance(inst, dict) and bool(inst.get("E2EventInstanceId")) and not inst.get("ErrorCause")
+            ok = isinstance(inst, dict) and inst.get("E2EventInstanceId") not in (None, 0) \
+                and not inst.get("ErrorCause")
             self.metrics.subscriptions.labels("ok" if ok else "failed").inc()
+            if sid:                 # the bridge reads these back (/ric/v1/config) and makes a failed one again
+                failed = not ok or self.subscription_results.get(sid) == "failed"    # one instance failed: failed
+                self.subscription_results[sid] = "failed" if failed else "ok"
+                self.subscription_results.move_to_end(sid)
+                while len(self.subscription_results) > 1024:
+                    self.subscription_results.popitem(last=False)
             (self.log.info if ok else self.log.warning)(
                 f"subscription {'in force' if ok else 'failed'}",
-                extra={"mdc": {"subscription": str(doc.get("SubscriptionId", ""))[:100] if isinstance(doc, dict)
-                               else "", "instance": inst if isinstance(inst, dict) else str(inst)[:200]}})
+                extra={"mdc": {"subscription": sid, "instance": inst if isinstance(inst, dict) else str(inst)[:200]}})
 
     def _poll_timeout_ms(self) -> float:
         now = time.time_ns()

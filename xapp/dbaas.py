@@ -2,20 +2,21 @@
 
     auto                 the RIC's database (dbaas) when the pod is told where it is, else embedded:
                            DBAAS_SERVICE_HOST + DBAAS_SERVICE_PORT   (what the O-RAN SC xApp chart sets)
-                           + DBAAS_MASTER_NAME + DBAAS_SERVICE_SENTINEL_PORT   (dbaas behind Redis
+                           + DBAAS_SERVICE_SENTINEL_PORT + DBAAS_MASTER_NAME   (dbaas behind Redis
                              Sentinel, as the platform's dbaas-appconfig sets them): the master it names
+                           DBAAS_CLUSTER_ADDR_LIST   (several dbaas groups): the namespace's group
     embedded             a private redis-server the app starts (redis_server.py)
     redis://, rediss://, unix://                        that server
     redis+sentinel://host:port[,host:port]/master[/db]  the master these Sentinels name
 
-These are the variables the RIC's SDL libraries (ricsdl, xapp-frame) read, so with `auto` the xApp
-writes where the other xApps read. Where several dbaas groups are listed (comma-separated), the
-first is used: the SDL spreads namespaces over the groups, the xApp writes one namespace to one.
+These are the variables the RIC's SDL libraries (ricsdl, xapp-frame) read, read the same way, so
+with `auto` the xApp writes where the other xApps read its namespace.
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -28,8 +29,6 @@ from wmfm.config import ConfigError
 
 from .controls import RedisConfig
 
-SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
-
 
 @dataclass(frozen=True)
 class Target:
@@ -39,26 +38,43 @@ class Target:
     source: str                     # "controls" (a URL), "dbaas" (from DBAAS_*), "embedded"
 
 
-def _first(value: str) -> str:
-    return value.split(",")[0].strip()
+def _list(env, name: str) -> list[str]:
+    return [v.strip() for v in env.get(name, "").split(",")] if env.get(name) else []
 
 
-def resolve(url: str, env: dict | None = None) -> Target:
-    """`redis.url` + the environment -> Target. `auto`: the dbaas the DBAAS_* variables name, else the
-    embedded server."""
+def _complete(values: list[str], n: int) -> list[str]:
+    """A list of per-group values made as long as the groups, its last value repeated (as the SDL does)."""
+    return values + values[-1:] * (n - len(values)) if values else []
+
+
+def resolve(url: str, env: dict | None = None, namespace: str = "wmfm") -> Target:
+    """`redis.url` + the environment -> Target. `auto`: the dbaas the DBAAS_* variables name, read as
+    the SDL libraries read them (ricsdl's configuration): the groups DBAAS_CLUSTER_ADDR_LIST (else the
+    one DBAAS_SERVICE_HOST), their DBAAS_SERVICE_PORT, and with DBAAS_SERVICE_SENTINEL_PORT their
+    Sentinels and DBAAS_MASTER_NAME (each list completed with its last value); of several groups the
+    one the SDL picks for `namespace` (crc32(namespace) % groups), so other xApps read where the xApp
+    writes. Without DBAAS_* variables: the embedded server."""
     env = os.environ if env is None else env
     if url != "auto":
         return Target(url, "embedded" if url == "embedded" else "controls")
-    host = _first(env.get("DBAAS_SERVICE_HOST", ""))
-    if not host:
+    host = env.get("DBAAS_SERVICE_HOST", "").strip()
+    addrs = _list(env, "DBAAS_CLUSTER_ADDR_LIST") or ([host] if host else [])
+    if not addrs:
         return Target("embedded", "embedded")
-    master, sentinel_port = _first(env.get("DBAAS_MASTER_NAME", "")), _first(env.get("DBAAS_SERVICE_SENTINEL_PORT", ""))
-    if master and sentinel_port:
-        _port(sentinel_port, "DBAAS_SERVICE_SENTINEL_PORT")
-        return Target(f"redis+sentinel://{host}:{sentinel_port}/{master}/0", "dbaas")
-    port = _first(env.get("DBAAS_SERVICE_PORT", "")) or "6379"
+    n = len(addrs)
+    i = zlib.crc32(namespace.encode()) % n if n > 1 else 0
+    sentinel_ports = _complete(_list(env, "DBAAS_SERVICE_SENTINEL_PORT"), n)
+    if sentinel_ports:
+        masters = _complete(_list(env, "DBAAS_MASTER_NAME"), n)
+        if not masters or not masters[i]:
+            raise ConfigError("controls.redis.url: auto: DBAAS_SERVICE_SENTINEL_PORT is set without "
+                              "DBAAS_MASTER_NAME (the Sentinel's master to ask for)")
+        _port(sentinel_ports[i], "DBAAS_SERVICE_SENTINEL_PORT")
+        return Target(f"redis+sentinel://{addrs[i]}:{sentinel_ports[i]}/{masters[i]}/0", "dbaas")
+    ports = _complete(_list(env, "DBAAS_SERVICE_PORT"), n)
+    port = ports[i] if ports else "6379"
     _port(port, "DBAAS_SERVICE_PORT")
-    return Target(f"redis://{host}:{port}/0", "dbaas")
+    return Target(f"redis://{addrs[i]}:{port}/0", "dbaas")
 
 
 def _port(value: str, name: str) -> None:

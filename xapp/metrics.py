@@ -52,6 +52,8 @@ class Metrics:
                                  registry=r, buckets=_MS)
         self.redis_errors = Counter("wmfm_redis_errors", "failed Redis round trips", registry=r)
         self.redis_dropped = Counter("wmfm_redis_dropped", "insights dropped because the buffer was full", registry=r)
+        self.withheld = Counter("wmfm_withheld", "insights not written: the A1 policy's publish mode is none",
+                                registry=r)
         self.redis_buffer = Gauge("wmfm_redis_buffer_depth", "insights waiting for Redis", registry=r)
         self.queue = Gauge("wmfm_queue_depth", "UE reports waiting for inference", registry=r)
         self.http = Counter("wmfm_http_connections", "HTTP connections by result: served (a GET answered), refused "

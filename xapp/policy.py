@@ -24,8 +24,9 @@ from typing import Literal
 from .sink import PUBLISH_MODES
 
 POLICY_TYPE_ID = 28001
-_INSTANCE_ID = re.compile(r"^[A-Za-z0-9._~:-]{1,128}$")
-_CELL = r"^[0-9]{5,6}:[0-9]{1,11}$"
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9._~:-]{1,128}")
+_CELL = r"[0-9]{5,6}:[0-9]{1,11}"          # fullmatch here; anchored in the JSON schema (ECMAScript `$` ends
+                                            # the string there)
 MAX_INSTANCES = 64
 
 CREATE_SCHEMA = {
@@ -41,7 +42,7 @@ CREATE_SCHEMA = {
         "max_skew_ms": {"type": "number", "minimum": 0, "maximum": 60000,
                         "description": "a camera frame pairs with CSI only within this time difference"},
         "cells": {"type": "array", "maxItems": 4096, "uniqueItems": True,
-                  "items": {"type": "string", "pattern": _CELL},
+                  "items": {"type": "string", "pattern": f"^{_CELL}$"},
                   "description": "cells (\"<plmn>:<nr_cell_id>\") whose UEs get insights; [] = every cell"},
         "publish": {"enum": list(PUBLISH_MODES),
                     "description": "all: every key, stream and channel; state: the per-UE keys only; none: nothing"},
@@ -93,7 +94,7 @@ def check(doc) -> dict:
         if not isinstance(cells, list) or len(cells) > 4096:
             raise PolicyError("cells: expected a list of at most 4096 \"<plmn>:<nr_cell_id>\"")
         for c in cells:
-            if not (isinstance(c, str) and re.match(_CELL, c)):
+            if not (isinstance(c, str) and re.fullmatch(_CELL, c)):
                 raise PolicyError(f"cells: {str(c)[:40]!r} is not \"<plmn>:<nr_cell_id>\" (5-6 digits, a number)")
         if len(set(cells)) != len(cells):
             raise PolicyError("cells: listed twice")
@@ -125,7 +126,7 @@ class Policies:
 
     def put(self, instance_id: str, doc) -> bool:
         """Create or update an instance; True if it was new. PolicyError: refused, nothing changed."""
-        if not isinstance(instance_id, str) or not _INSTANCE_ID.match(instance_id):
+        if not isinstance(instance_id, str) or not _INSTANCE_ID.fullmatch(instance_id):
             raise PolicyError(f"instance id {str(instance_id)[:40]!r}: 1-128 of [A-Za-z0-9._~:-]")
         fields = check(doc)
         with self._lock:

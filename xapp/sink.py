@@ -133,7 +133,11 @@ class RedisSink:
         return f"{self.sdl_prefix}{ran_name}:{ue_id}"
 
     def publish(self, insights: list[Insight]) -> int:
-        """Queue the insights and write what can be written now; returns how many were written."""
+        """Queue the insights and write what can be written now; returns how many were written. With the
+        publish mode `none` they are counted (withheld) and dropped."""
+        if self.publish_mode == "none":
+            self.m.withheld.inc(len(insights))
+            return 0
         self.buffer.extend(insights)
         over = len(self.buffer) - self.cfg.buffer
         if over > 0:                                    # full: the oldest go
@@ -143,6 +147,9 @@ class RedisSink:
         return self.flush()
 
     def flush(self) -> int:
+        if self.publish_mode == "none" and self.buffer:         # buffered before the mode changed
+            self.m.withheld.inc(len(self.buffer))
+            self.buffer.clear()
         if not self.buffer and self.up:
             self.prune()
         if not self.buffer or time.monotonic() < self.retry_at:
@@ -175,9 +182,7 @@ class RedisSink:
 
     def _write(self, chunk: list[Insight]) -> None:
         """One pipelined round trip; raises when the server refused every command (retry later)."""
-        mode, mirror = self.publish_mode, self.cfg.sdl_mirror
-        if mode == "none":
-            return
+        mode, mirror = self.publish_mode, self.cfg.sdl_mirror           # mode "none" never gets here (publish)
         pipe = self.client.pipeline(transaction=False)
         newest, events = {}, []
         for x in chunk:
@@ -206,8 +211,6 @@ class RedisSink:
                 pipe.publish(self.sdl_channel, "___".join(f"insight:{ue}" for ue in ues))
         if mirror:
             self._touch(chunk)
-            for ue in self._expired():
-                pipe.eval(GONE, 2, f"{self.sdl_prefix}{ue}", self.sdl_set, ue)
         results = pipe.execute(raise_on_error=False)
         errors = [r for r in results if isinstance(r, Exception)]
         if errors and len(errors) == len(results):
@@ -237,7 +240,8 @@ class RedisSink:
         return gone
 
     def prune(self) -> None:
-        """Out of the set: the UEs whose mirror key has expired while nothing was written (idle RAN)."""
+        """Out of the set: the UEs whose mirror key has expired (checked whenever nothing waits to be
+        written; a UE that another instance wrote since keeps its key, and stays)."""
         if not self.cfg.sdl_mirror or not self.live or next(iter(self.live.values())) > time.monotonic():
             return
         gone = self._expired()

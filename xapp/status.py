@@ -24,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import threading
+import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -80,25 +81,27 @@ class _Server(ThreadingHTTPServer):
 
 
 class StatusServer:
-    def __init__(self, cfg: HttpConfig, app):
-        self.app = app
+    def __init__(self, cfg: HttpConfig, app, notice=None):
+        """app: what is served (metrics, not_ready(), describe(), policies or None); notice: called with
+        the subscription manager's notices (None: not served here)."""
+        self.app, self.notice_handler = app, notice
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             timeout = cfg.timeout_s                          # socket timeout: an idle or slow client is closed
 
             def do_GET(self):  # noqa: N802 - http.server's name
-                self.answer(*outer.route(self.path.split("?")[0]))
+                self.answer(*outer.route(self.route_path))
 
             def do_PUT(self):  # noqa: N802
                 body = self.body()
                 if body is not None:
-                    self.answer(*outer.write("PUT", self.path.split("?")[0], body, self.client_address))
+                    self.answer(*outer.write("PUT", self.route_path, body, self.client_address))
 
             def do_POST(self):  # noqa: N802
                 body = self.body()
                 if body is not None:
-                    self.answer(*outer.notice(self.path.split("?")[0], body))
+                    self.answer(*outer.notice(self.route_path, body))
 
             def body(self) -> bytes | None:
                 """The request's body, or None when it was refused unread (no length, or too long)."""
@@ -107,14 +110,19 @@ class StatusServer:
                     return self.rfile.read(int(n))
                 reason = f"a body of 0-{MAX_BODY} bytes with its Content-Length"
                 if self.command == "PUT" and outer.app.policies is not None:
-                    outer.app.policy_request("PUT", self.path.split("?")[0].rsplit("/", 1)[-1], "refused", reason)
+                    outer.app.policy_request("PUT", self.route_path.rsplit("/", 1)[-1], "refused", reason)
                 self.answer(*_json(HTTPStatus.LENGTH_REQUIRED if not n.isdigit() else
                                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"status": "ERROR", "reason": reason}))
                 self.close_connection = True
                 return None
 
             def do_DELETE(self):  # noqa: N802
-                self.answer(*outer.write("DELETE", self.path.split("?")[0], b"", self.client_address))
+                self.answer(*outer.write("DELETE", self.route_path, b"", self.client_address))
+
+            @property
+            def route_path(self) -> str:
+                """The request's path without its query."""
+                return self.path.split("?")[0]
 
             def answer(self, code, ctype, body):
                 self.send_response(code)
@@ -159,20 +167,20 @@ class StatusServer:
             if path == "/ric/v1/policytype":
                 return _json(200, POLICY_TYPE)
             if path.startswith(POLICIES + "/"):
-                doc = self.app.policies.describe()["instances"].get(path[len(POLICIES) + 1:])
+                doc = self.app.policies.describe()["instances"].get(urllib.parse.unquote(path[len(POLICIES) + 1:]))
                 return _json(200, doc) if doc is not None else _NOT_FOUND
         return _NOT_FOUND
 
     def notice(self, path: str, body: bytes) -> tuple[int, str, bytes]:
         """POST /ric/v1/subscriptions/response: the RIC's subscription manager tells how a subscription
         went (200 whatever it says, else it retries; a body that is not JSON: 400)."""
-        if path != SUBSCRIPTION_NOTICE or not hasattr(self.app, "subscription_notice"):
+        if path != SUBSCRIPTION_NOTICE or self.notice_handler is None:
             return _NOT_FOUND
         try:
             doc = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             return _json(400, {"error": f"not JSON: {exc}"})
-        self.app.subscription_notice(doc)
+        self.notice_handler(doc)
         return _json(200, {})
 
     def write(self, method: str, path: str, body: bytes, client=("127.0.0.1", 0)) -> tuple[int, str, bytes]:
@@ -184,7 +192,7 @@ class StatusServer:
         if rest == "off" or (rest == "local" and not ipaddress.ip_address(client[0]).is_loopback):
             return _json(403, {"status": "ERROR", "reason": f"policy.rest is {rest}: this client may not write "
                                                             "policies"})
-        instance = path[len(POLICIES) + 1:]
+        instance = urllib.parse.unquote(path[len(POLICIES) + 1:])     # A1 ids may hold `:` (quoted by clients)
         if method == "DELETE":
             found = policies.delete(instance)
             self.app.policy_request("DELETE", instance, "deleted" if found else "unknown")

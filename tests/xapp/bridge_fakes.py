@@ -56,6 +56,8 @@ class FakeRic:
         self.requests: list[tuple[str, str, object]] = []
         self.busy = busy
         self.delay_s = 0.0                       # every answer this late (a platform service in trouble)
+        self.made = 0                            # subscriptions made: ids sub-1, sub-2, ...
+        self.nodes = [dict(n) for n in NODES]
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -82,7 +84,7 @@ class FakeRic:
 
     def answer(self, method: str, path: str):
         if (method, path) == ("GET", "/v1/nodeb/states"):
-            return 200, NODES
+            return 200, self.nodes
         if method == "GET" and path.startswith("/v1/nodeb/"):
             node = path.rsplit("/", 1)[1]
             return (200, FUNCTIONS[node]) if node in FUNCTIONS else (404, {"errorMessage": "not found"})
@@ -90,7 +92,8 @@ class FakeRic:
             if self.busy > 0:
                 self.busy -= 1
                 return 503, {"error": "E2 node not connected"}
-            return 201, {"SubscriptionId": "sub-1", "SubscriptionInstances": None}
+            self.made += 1
+            return 201, {"SubscriptionId": f"sub-{self.made}", "SubscriptionInstances": None}
         if method == "DELETE" and path.startswith("/ric/v1/subscriptions/"):
             return 204, None
         if (method, path) == ("POST", "/ric/v1/register"):

@@ -82,6 +82,34 @@ def test_start_up_registers_asks_a1_and_subscribes_where_wmfm_csi_is_offered(bri
     assert app.metrics.registry.get_sample_value("wmfm_subscription_notices_total", {"result": "ok"}) == 1
 
 
+def test_a1_is_asked_again_when_the_xapp_restarts(bridged):
+    app, bridge, rmr = bridged
+    queries = lambda: [m for m in rmr.sent if m.mtype == A1_POLICY_QUERY]     # noqa: E731
+    assert len(queries()) == 1                                  # the xApp was ready when the bridge started
+    app.started_ns += 1                                          # as a restarted xApp container reports it
+    assert wait_for(lambda: len(queries()) == 2)
+    time.sleep(0.5)
+    assert len(queries()) == 2                                   # once per start
+
+
+def test_a_failed_or_gone_subscription_is_made_again(bridged, ric):
+    app, bridge, rmr = bridged
+    assert wait_for(lambda: bridge.subscriptions == {"gnb_001": "sub-1"})
+    notice = json.dumps({"SubscriptionId": "sub-1", "SubscriptionInstances": [
+        {"XappEventInstanceId": 1, "E2EventInstanceId": 0, "ErrorCause": "RAN function not supported",
+         "ErrorSource": "E2Node", "TimeoutType": ""}]}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{app.status.port}/ric/v1/subscriptions/response", data=notice,
+                                 method="POST")
+    assert urllib.request.urlopen(req, timeout=5).status == 200
+    assert app.describe()["subscriptions"] == {"sub-1": "failed"}
+    assert wait_for(lambda: bridge.subscriptions == {"gnb_001": "sub-2"})          # deleted, then made again
+    assert ("DELETE", "/ric/v1/subscriptions/sub-1", None) in ric.requests
+    ric.nodes[0]["connectionStatus"] = "DISCONNECTED"                               # the node goes away
+    assert wait_for(lambda: bridge.subscriptions == {})
+    ric.nodes[0]["connectionStatus"] = "CONNECTED"                                  # and comes back
+    assert wait_for(lambda: bridge.subscriptions == {"gnb_001": "sub-3"})
+
+
 def test_ric_indications_reach_the_xapp_unchanged(bridged, samples):
     app, bridge, rmr = bridged
     frames = Sender(app)
@@ -140,6 +168,12 @@ def test_a1_policy_requests_apply_to_the_xapp_and_are_answered(bridged):
     assert _a1(rmr, {"operation": "CREATE", "policy_type_id": "20008", "policy_instance_id": "x",
                      "payload": "{}"})["status"] == "ERROR"
     assert _a1(rmr, b"{not json") is None                               # nobody to answer: counted only
+    assert _a1(rmr, b'{"operation": "CREATE", "policy_type_id": Infinity, "policy_instance_id": "x"}') is None
+    assert _a1(rmr, {"operation": "CREATE", "policy_type_id": 28001, "policy_instance_id": "ops:night",
+                     "payload": {"publish": "state"}})["status"] == "OK"             # an id with `:`, quoted
+    assert "ops:night" in app.policies.instances
+    assert _a1(rmr, {"operation": "DELETE", "policy_type_id": 28001, "policy_instance_id": "ops:night",
+                     "payload": ""})["status"] == "DELETED" and "ops:night" not in app.policies.instances
     assert _a1(rmr, {"operation": "DELETE", "policy_type_id": "28001", "policy_instance_id": "night",
                      "payload": ""})["status"] == "DELETED"
     assert app.policies.instances == {} and app.policies.effective.los_threshold == 0.5
@@ -147,7 +181,7 @@ def test_a1_policy_requests_apply_to_the_xapp_and_are_answered(bridged):
                      "payload": ""})["status"] == "DELETED"
     reg = bridge.metrics.registry
     assert [reg.get_sample_value("wmfm_bridge_policy_requests_total", {"result": r}) for r in
-            ("ok", "refused", "other_type", "bad_request", "deleted")] == [2, 1, 1, 1, 2]
+            ("ok", "refused", "other_type", "bad_request", "deleted")] == [3, 1, 1, 2, 3]
 
 
 def test_the_callback_host_follows_the_charts_rmr_source_id_else_the_namespace():

@@ -22,12 +22,23 @@ from wmfm.config import ConfigError
     ({"DBAAS_SERVICE_HOST": "dbaas"}, Target("redis://dbaas:6379/0", "dbaas")),
     ({"DBAAS_SERVICE_HOST": "dbaas", "DBAAS_SERVICE_PORT": "6379", "DBAAS_MASTER_NAME": "dbaasmaster",
       "DBAAS_SERVICE_SENTINEL_PORT": "26379"}, Target("redis+sentinel://dbaas:26379/dbaasmaster/0", "dbaas")),
-    ({"DBAAS_SERVICE_HOST": "dbaas-a,dbaas-b", "DBAAS_SERVICE_PORT": "6380,6381"},
-     Target("redis://dbaas-a:6380/0", "dbaas")),
+    ({"DBAAS_SERVICE_HOST": "dbaas", "DBAAS_MASTER_NAME": "dbaasmaster"}, Target("redis://dbaas:6379/0", "dbaas")),
+    # several groups: namespace wmfm goes to crc32("wmfm") % 3 = 2, ports and names completed with the last
+    ({"DBAAS_CLUSTER_ADDR_LIST": "db-a,db-b,db-c", "DBAAS_SERVICE_PORT": "6380"},
+     Target("redis://db-c:6380/0", "dbaas")),
+    ({"DBAAS_CLUSTER_ADDR_LIST": "db-a,db-b,db-c", "DBAAS_SERVICE_SENTINEL_PORT": "26379,26380",
+      "DBAAS_MASTER_NAME": "m-a,m-b,m-c"}, Target("redis+sentinel://db-c:26380/m-c/0", "dbaas")),
     ({"DBAAS_SERVICE_PORT": "6379"}, Target("embedded", "embedded")),          # a port alone names no server
 ])
 def test_auto_follows_the_dbaas_variables(env, want):
     assert resolve("auto", env) == want
+
+
+def test_the_group_follows_the_namespace():
+    import zlib
+    assert zlib.crc32(b"wmfm") % 3 == 2 and zlib.crc32(b"other") % 3 == 0
+    assert resolve("auto", {"DBAAS_CLUSTER_ADDR_LIST": "db-a,db-b,db-c"}, namespace="other").url == \
+        "redis://db-a:6379/0"
 
 
 def test_a_url_in_the_controls_wins_over_the_environment():
@@ -36,9 +47,11 @@ def test_a_url_in_the_controls_wins_over_the_environment():
     assert resolve("embedded", env) == Target("embedded", "embedded")
 
 
-def test_a_bad_dbaas_port_stops_start_up_naming_the_variable():
+def test_a_bad_dbaas_variable_stops_start_up_naming_it():
     with pytest.raises(ConfigError, match="controls.redis.url: auto: DBAAS_SERVICE_PORT='redis' is not a port"):
         resolve("auto", {"DBAAS_SERVICE_HOST": "dbaas", "DBAAS_SERVICE_PORT": "redis"})
+    with pytest.raises(ConfigError, match="without DBAAS_MASTER_NAME"):
+        resolve("auto", {"DBAAS_SERVICE_HOST": "dbaas", "DBAAS_SERVICE_SENTINEL_PORT": "26379"})
 
 
 def test_sentinel_urls_are_parsed():

@@ -38,6 +38,12 @@ def test_an_invalid_instance_fails_both_with_a_reason(doc):
     assert str(err.value)
 
 
+def test_a_cell_with_a_trailing_newline_is_refused():
+    """The schema's `$` ends the string in ECMAScript (the A1 mediator); Python's `$` would let a newline through."""
+    with pytest.raises(PolicyError, match="cells"):
+        check({"cells": ["00101:1\n"]})
+
+
 def test_the_shipped_policy_type_is_current():
     from pathlib import Path
     shipped = json.loads((Path(__file__).resolve().parents[2] / "deploy" / "a1" / "policy-type.json").read_text())
@@ -159,6 +165,10 @@ def test_policy_changes_apply_live_mid_stream(run_xapp, samples):
     n, sns = r.xlen("{wmfm},insights"), s.send(5, cell=2)
     assert wait_for(lambda: r.hget("{wmfm},ue:gnb1:10", "sn") == str(sns[-1]).encode())   # the state moves on
     assert r.xlen("{wmfm},insights") == n                                 # the stream does not
+    assert call(app, "PUT", "/ric/v1/policies/quiet", {"publish": "none"})[0] == 200
+    sns = s.send(3, cell=2)
+    assert wait_for(lambda: app.metrics.registry.get_sample_value("wmfm_withheld_total") == 6)
+    assert r.hget("{wmfm},ue:gnb1:10", "sn") != str(sns[-1]).encode() and r.xlen("{wmfm},insights") == n
     assert call(app, "DELETE", "/ric/v1/policies/quiet")[0] == 200
     assert len(written(s.send(3, cell=2))) == 6                            # back to every key
     s.tx.close()

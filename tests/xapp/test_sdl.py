@@ -59,6 +59,34 @@ def test_an_sdl_reader_gets_the_insights_the_set_of_ues_and_the_events(run_xapp,
     tx.close()
 
 
+@pytest.mark.parametrize("env", [
+    {"DBAAS_SERVICE_HOST": "dbaas-1", "DBAAS_SERVICE_PORT": "6380"},
+    {"DBAAS_CLUSTER_ADDR_LIST": "db-a,db-b,db-c", "DBAAS_SERVICE_PORT": "6380,6381"},
+    {"DBAAS_CLUSTER_ADDR_LIST": "db-a,db-b", "DBAAS_SERVICE_PORT": "6379", "DBAAS_SERVICE_SENTINEL_PORT": "26379",
+     "DBAAS_MASTER_NAME": "m-a,m-b"}])
+@pytest.mark.parametrize("namespace", ["wmfm", "other"])
+def test_auto_picks_the_redis_ricsdl_reads_the_namespace_from(env, namespace, monkeypatch):
+    """ricsdl's own configuration, given the same variables, talks to the same server for the namespace."""
+    from wmfm.xapp.dbaas import resolve, sentinel_parts
+    for k in ("DBAAS_SERVICE_HOST", "DBAAS_SERVICE_PORT", "DBAAS_SERVICE_SENTINEL_PORT", "DBAAS_MASTER_NAME",
+              "DBAAS_CLUSTER_ADDR_LIST"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    sdl = ricsdl.SyncStorage()
+    client = sdl._SyncStorage__dbbackend._RedisBackend__getClient(namespace)      # the SDL's pick (no I/O)
+    target = resolve("auto", env, namespace)
+    if target.url.startswith("redis+sentinel://"):
+        sentinels, master, _ = sentinel_parts(target.url)
+        pool = client.connection_pool
+        assert pool.service_name == master
+        kw = pool.sentinel_manager.sentinels[0].connection_pool.connection_kwargs
+        assert (kw["host"], int(kw["port"])) == sentinels[0]
+    else:
+        kw = client.connection_pool.connection_kwargs
+        assert target.url == f"redis://{kw['host']}:{kw['port']}/0"
+
+
 def test_a_ue_leaves_the_set_when_its_insight_expires(run_xapp, samples, dbaas):
     app = run_xapp("redis.sdl_ttl_s=1")
     tx = Sender(app)

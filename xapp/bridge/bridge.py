@@ -1,13 +1,14 @@
 """The E2 bridge's process: start-up, the RMR loop, and SIGTERM.
 
     start   HTTP (health, metrics) -> the push socket to the xApp's indications -> RMR (waits for a
-            route table) -> register with appmgr -> ask A1 for the policies of type 28001 -> subscribe
+            route table) -> register with appmgr -> subscribe
     loop    RIC_INDICATION: the E2AP PDU forwarded unchanged to the xApp (ZeroMQ PUSH; the xApp runs
             with indications.encoding e2ap); A1_POLICY_REQ: applied through the xApp's REST endpoint,
             answered
-    beside  a thread calls the RIC's REST services every `retry_s`: subscribe where there is no
-            subscription yet (new E2 nodes too), register if not; a slow or absent platform service
-            never holds up the indications
+    beside  a thread calls the RIC's REST services every `retry_s`: register if not; once the xApp is
+            ready after a start, ask A1 for the policies of type 28001 in force; make again the
+            subscriptions that failed or whose node went away; subscribe at new E2 nodes. A slow or
+            absent platform service never holds up the indications
     stop    SIGTERM/SIGINT: delete the subscriptions, deregister, close
 
 Nothing the RIC sends stops the loop: an unknown message type is counted, a message the xApp cannot
@@ -92,6 +93,8 @@ class Bridge:
         self.subscriptions: dict[str, str] = {}   # E2 node -> subscription id
         self.lock = threading.Lock()               # the subscriptions: the REST thread writes, close() reads
         self.ric_thread: threading.Thread | None = None
+        self.closing = False
+        self.xapp_started = None                   # the xApp start (its started_ns) A1 was last asked for
         self.ready = False
 
     # --- start-up ---------------------------------------------------------------------
@@ -112,7 +115,6 @@ class Bridge:
             self.close()
             raise
         self.ready = True                             # RMR is up: indications flow from here on
-        self.rmr.send(A1_POLICY_QUERY, a1.query())    # the instances in force come back as CREATEs
         self._retry()                                 # once in line: the log line says how it went
         self.ric_thread = threading.Thread(target=self._ric_loop, name="wmfm-bridge-ric", daemon=True)
         self.ric_thread.start()
@@ -134,36 +136,72 @@ class Bridge:
             self._retry()
 
     def _retry(self) -> None:
-        """Register and subscribe where that has not happened yet (at start, then every retry_s)."""
+        """What is not done yet (at start, then every retry_s): register; ask A1 for the policies when
+        the xApp has (re)started; drop the subscriptions that failed or whose node went away; subscribe
+        where there is none. A call that fails is logged, counted and tried again next time."""
         if self.b.appmgr_url and not self.registered:
             self._ric("register", self._register)
-        try:
-            nodes = list(self.b.e2_nodes) or ric.nodes(self.b.e2mgr_url)
-        except ric.RicError as exc:
-            self._failed("nodes", exc)
-            return
-        for node in nodes:
-            if node not in self.subscriptions and not self.stop_event.is_set():
-                self._ric("subscribe", lambda node=node: self._subscribe(node))
+        self._ric("xapp", self._follow_xapp)
+        self._ric("nodes", self._subscribe_nodes)
         self.metrics.subscriptions.set(len(self.subscriptions))
 
     def _ric(self, what: str, fn) -> None:
         try:
             fn()
-        except ric.RicError as exc:
-            self._failed(what, exc)
+        except Exception as exc:  # noqa: BLE001 - the platform answering anything must not stop the retries
+            self.metrics.ric_errors.labels(what).inc()
+            self.log.warning(f"{what} failed, tried again in {self.b.retry_s:g} s",
+                             extra={"mdc": {"error": f"{type(exc).__name__}: {exc}"[:300]}})
 
-    def _failed(self, what: str, exc: Exception) -> None:
-        self.metrics.ric_errors.labels(what).inc()
-        self.log.warning(f"{what} failed, retried in {self.b.retry_s:g} s", extra={"mdc": {"error": str(exc)}})
+    def _host(self) -> str:
+        return self.env.get("HOSTNAME") or socket.gethostname()
 
     def _register(self) -> None:
-        host = self.env.get("HOSTNAME") or socket.gethostname()
         ip = self.env.get("POD_IP") or socket.gethostbyname(socket.gethostname())
-        ric.register(self.b.appmgr_url, host, self.descriptor.get("version", ""), self.name,
+        ric.register(self.b.appmgr_url, self._host(), self.descriptor.get("version", ""), self.name,
                      f"{ip}:{self.cfg.http.port}", f"{ip}:{self.b.rmr_port}", self.descriptor)
-        self.registered = True
-        self.log.info("registered with appmgr", extra={"mdc": {"app": host, "instance": self.name}})
+        with self.lock:
+            self.registered = True
+            undo = self.closing                       # close() ran meanwhile: take it back
+        if undo:
+            ric.deregister(self.b.appmgr_url, self._host(), self.name)
+            return
+        self.log.info("registered with appmgr", extra={"mdc": {"app": self._host(), "instance": self.name}})
+
+    def _follow_xapp(self) -> None:
+        """The xApp's policies live in its memory: each time it is ready after a (re)start, ask the A1
+        mediator for the instances in force (they come back as CREATE requests). The subscription
+        manager's notices reach the xApp: a subscription it says failed is deleted and made again."""
+        ric.call("GET", f"{self.b.xapp_url}/ric/v1/health/ready", timeout_s=2, what="xApp ready")
+        _, doc = ric.call("GET", f"{self.b.xapp_url}/ric/v1/config", timeout_s=2, what="xApp config")
+        started = doc.get("started_ns")
+        if started != self.xapp_started and self.rmr.send(A1_POLICY_QUERY, a1.query()):
+            self.xapp_started = started
+            self.log.info("asked A1 for the policies in force", extra={"mdc": {"xapp_started_ns": started}})
+        results = doc.get("subscriptions") or {}
+        with self.lock:
+            failed = {node: sid for node, sid in self.subscriptions.items() if results.get(sid) == "failed"}
+        for node, sid in failed.items():
+            self._drop(node, sid, "the subscription manager reported it failed")
+
+    def _subscribe_nodes(self) -> None:
+        if self.b.e2_nodes:
+            nodes = list(self.b.e2_nodes)
+        else:
+            nodes = ric.nodes(self.b.e2mgr_url)
+            with self.lock:
+                gone = {n: sid for n, sid in self.subscriptions.items() if n not in nodes}
+            for node, sid in gone.items():              # a node that comes back has lost its subscriptions
+                self._drop(node, sid, "the E2 node is not connected")
+        for node in nodes:
+            if node not in self.subscriptions and not self.stop_event.is_set():
+                self._ric("subscribe", lambda node=node: self._subscribe(node))
+
+    def _drop(self, node: str, sid: str, why: str) -> None:
+        with self.lock:
+            self.subscriptions.pop(node, None)
+        self.log.warning(f"subscription at {node} dropped: {why}", extra={"mdc": {"subscription": sid}})
+        self._ric("unsubscribe", lambda: ric.unsubscribe(self.b.submgr_url, sid))
 
     def _subscribe(self, node: str) -> None:
         fid = self.b.ran_function_id
@@ -182,7 +220,12 @@ class Bridge:
                                           self.b.rmr_port, node, found if found is not None else fid, trigger, action)
         sid = ric.subscribe(self.b.submgr_url, params)
         with self.lock:
-            self.subscriptions[node] = sid
+            undo = self.closing                       # close() ran meanwhile: take it back
+            if not undo:
+                self.subscriptions[node] = sid
+        if undo:
+            ric.unsubscribe(self.b.submgr_url, sid)
+            return
         self.log.info("subscribed", extra={"mdc": {"node": node, "ran_function_id": params["RANFunctionID"],
                                                    "subscription": self.subscriptions[node]}})
 
@@ -191,14 +234,19 @@ class Bridge:
         try:
             while not self.stop_event.is_set():
                 msg = self.rmr.receive(100)
-                if msg is not None:
+                if msg is None:
+                    continue
+                try:
                     self._on_message(msg)
+                except Exception:  # noqa: BLE001 - one message must never stop the loop
+                    self.metrics.messages.labels("failed").inc()
+                    self.log.exception("message handler failed", extra={"mdc": {"mtype": msg.mtype}})
             return 0
         finally:
             self.close()
 
     def _on_message(self, msg) -> None:
-        self.metrics.messages.labels(NAMES.get(msg.mtype, str(msg.mtype))).inc()
+        self.metrics.messages.labels(NAMES.get(msg.mtype, "other")).inc()
         if msg.mtype == RIC_INDICATION:
             try:
                 self.push.send(msg.payload, zmq.NOBLOCK)
@@ -225,17 +273,17 @@ class Bridge:
         self.ready = False
         self.stop_event.set()
         if self.ric_thread is not None:
-            self.ric_thread.join(timeout=30)            # a subscribe in flight ends (and is deleted below)
+            self.ric_thread.join(timeout=5)             # well inside the pod's grace period
             self.ric_thread = None
-        with self.lock:
+        with self.lock:                                 # a subscribe or register still in flight undoes itself
+            self.closing = True
             subscriptions, self.subscriptions = dict(self.subscriptions), {}
+            registered, self.registered = self.registered, False
         for sid in subscriptions.values():
             self._ric("unsubscribe", lambda sid=sid: ric.unsubscribe(self.b.submgr_url, sid))
         self.metrics.subscriptions.set(0)
-        if self.registered:
-            self._ric("deregister", lambda: ric.deregister(self.b.appmgr_url, self.env.get("HOSTNAME")
-                                                           or socket.gethostname(), self.name))
-            self.registered = False
+        if registered:
+            self._ric("deregister", lambda: ric.deregister(self.b.appmgr_url, self._host(), self.name))
         if self.rmr is not None:
             self.rmr.close()
             self.rmr = None

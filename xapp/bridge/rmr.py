@@ -95,9 +95,14 @@ class Rmr:
         self.lib.rmr_get_meid(m, meid)
         return Message(c.mtype, c.sub_id, ctypes.string_at(c.payload, c.len), meid.value.decode(errors="replace"))
 
-    def _fill(self, m: _P, mtype: int, payload: bytes, sub_id: int) -> _P:
+    def _fill(self, m: _P, mtype: int, payload: bytes, sub_id: int) -> _P | None:
+        """`m` with the payload, type and sub id set (a larger buffer when needed); None if RMR gave none."""
+        if not m:
+            return None
         if self.lib.rmr_payload_size(m) < len(payload):
             m = self.lib.rmr_realloc_payload(m, len(payload), 0, 0)
+            if not m:
+                return None
         ctypes.memmove(m.contents.payload, payload, len(payload))
         m.contents.len, m.contents.mtype, m.contents.sub_id = len(payload), mtype, sub_id
         return m
@@ -105,6 +110,8 @@ class Rmr:
     def send(self, mtype: int, payload: bytes, sub_id: int = VOID, retries: int = 5) -> bool:
         """Route by (mtype, sub_id); True if RMR took it."""
         m = self._fill(self.lib.rmr_alloc_msg(self.ctx, max(len(payload), 1)), mtype, payload, sub_id)
+        if m is None:
+            return False
         for _ in range(retries + 1):
             m = self.lib.rmr_send_msg(self.ctx, m)
             if m and m.contents.state != RMR_ERR_RETRY:
@@ -114,12 +121,19 @@ class Rmr:
             self.lib.rmr_free_msg(m)
         return ok
 
-    def reply(self, mtype: int, payload: bytes, sub_id: int = VOID) -> bool:
+    def reply(self, mtype: int, payload: bytes, sub_id: int = VOID, retries: int = 5) -> bool:
         """Return to the sender of the last message received."""
         if not self.last:
             return False
-        m = self.lib.rmr_rts_msg(self.ctx, self._fill(self.last, mtype, payload, sub_id))
+        m = self._fill(self.last, mtype, payload, sub_id)
         self.last = m
+        if m is None:
+            return False
+        for _ in range(retries + 1):
+            m = self.lib.rmr_rts_msg(self.ctx, m)
+            self.last = m
+            if not m or m.contents.state != RMR_ERR_RETRY:
+                break
         return bool(m) and m.contents.state == RMR_OK
 
     def close(self) -> None:
