@@ -623,7 +623,7 @@ def served_metrics() -> dict[str, set[str]]:
 
 # What a PromQL expression may hold besides metric names: the functions and aggregations the
 # dashboard uses (anything else is taken for a metric name, and must be one the app serves).
-PROMQL_WORDS = {"sum", "rate", "histogram_quantile", "by"}
+PROMQL_WORDS = {"sum", "max", "rate", "histogram_quantile", "by"}
 TARGET_LABELS = {"job", "instance"}                 # added by Prometheus to every scraped series
 
 
