@@ -119,6 +119,7 @@ class XApp:
         self.enabled: frozenset[str] = frozenset()   # the A1 policy's cells; empty: every cell
         self.started_ns = time.time_ns()        # this process's start: the E2 bridge asks A1 again after a restart
         self.subscription_results: OrderedDict[str, str] = OrderedDict()   # subscription id -> ok | failed
+        self.notice_lock = threading.Lock()     # the notices and /ric/v1/config come on HTTP threads
         self.socks: dict[str, zmq.Socket] = {}
         self.endpoints: dict[str, str] = {}
 
@@ -200,7 +201,11 @@ class XApp:
                 "namespace": self.cfg.redis.namespace,
                 "http_port": self.status.port if self.status else None, "queues": self.queues(),
                 "policy": self.policies.effective.to_json() if self.policies else None,
-                "started_ns": self.started_ns, "subscriptions": dict(self.subscription_results)}
+                "started_ns": self.started_ns, "subscriptions": self.subscriptions()}
+
+    def subscriptions(self) -> dict:
+        with self.notice_lock:
+            return dict(self.subscription_results)
 
     def queues(self) -> dict:
         """Per receive socket: the messages it queues per sender and the memory that can take."""
@@ -277,8 +282,8 @@ class XApp:
         self.sink.flush()
 
     def _apply_policy(self) -> None:
-        """The effective A1 policy into the stages (on the loop's thread, between two turns): reports
-        decided from now on follow it."""
+        """The effective A1 policy into the stages (on the loop's thread, before the next message is
+        handled): reports received or inferred from now on follow it."""
         self.policy_version = self.policies.version         # read first: a change meanwhile is applied next turn
         p = self.policies.effective
         self.engine.threshold = p.los_threshold
@@ -303,11 +308,12 @@ class XApp:
                 and not inst.get("ErrorCause")
             self.metrics.subscriptions.labels("ok" if ok else "failed").inc()
             if sid:                 # the bridge reads these back (/ric/v1/config) and makes a failed one again
-                failed = not ok or self.subscription_results.get(sid) == "failed"    # one instance failed: failed
-                self.subscription_results[sid] = "failed" if failed else "ok"
-                self.subscription_results.move_to_end(sid)
-                while len(self.subscription_results) > 1024:
-                    self.subscription_results.popitem(last=False)
+                with self.notice_lock:
+                    failed = not ok or self.subscription_results.get(sid) == "failed"   # one instance failed
+                    self.subscription_results[sid] = "failed" if failed else "ok"
+                    self.subscription_results.move_to_end(sid)
+                    while len(self.subscription_results) > 1024:
+                        self.subscription_results.popitem(last=False)
             (self.log.info if ok else self.log.warning)(
                 f"subscription {'in force' if ok else 'failed'}",
                 extra={"mdc": {"subscription": sid, "instance": inst if isinstance(inst, dict) else str(inst)[:200]}})

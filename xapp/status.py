@@ -9,9 +9,9 @@
     GET /ric/v1/policytype     the A1 policy type (what the A1 mediator is given)
     PUT /ric/v1/policies/<id>  create or update an instance (JSON body); 400 with the reason if refused
     DELETE /ric/v1/policies/<id>
+                               (who may PUT and DELETE: `policy.rest`, any / local / off; else 403)
     POST /ric/v1/subscriptions/response   the RIC subscription manager's notice of a subscription (the
                                E2 bridge subscribes with this Host and port; logged and counted)
-                               (who may PUT and DELETE: `policy.rest`, any / local / off; else 403)
 
 Bounded: a connection idle or slow for `http.timeout_s` is closed, at most `http.max_connections`
 are served at once (more are closed unanswered), the kernel queues `http.backlog` more. Clients
