@@ -249,8 +249,7 @@ class XApp:
                 self._on_frames()
             if ind is None:
                 continue
-            if self.policies.version != self.policy_version:     # a policy changed meanwhile: from this message on
-                self._apply_policy()
+            self._follow_policy()                   # a policy changed meanwhile: from this message on
             try:
                 self._on_indication(ind)
             except Exception:  # noqa: BLE001 - one message must never stop the loop
@@ -281,10 +280,12 @@ class XApp:
         self._run_batches(force)
         self.sink.flush()
 
-    def _apply_policy(self) -> None:
-        """The effective A1 policy into the stages (on the loop's thread, before the next message is
-        handled): reports received or inferred from now on follow it."""
-        self.policy_version = self.policies.version         # read first: a change meanwhile is applied next turn
+    def _follow_policy(self) -> None:
+        """The effective A1 policy into the stages when it changed (on the loop's thread, before the next
+        message is handled): reports received or inferred from now on follow it."""
+        if self.policies.version == self.policy_version:
+            return
+        self.policy_version = self.policies.version         # read first: a change meanwhile is applied next time
         p = self.policies.effective
         self.engine.threshold = p.los_threshold
         self.sync.skew_ns = int(p.max_skew_ms * 1e6)
@@ -346,8 +347,7 @@ class XApp:
         try:
             while not self.stop_event.is_set():
                 events = dict(poller.poll(self._poll_timeout_ms()))
-                if self.policies.version != self.policy_version:     # before anything received after the change
-                    self._apply_policy()
+                self._follow_policy()                               # before anything received after the change
                 if self.frames.wake_rx in events:                   # frames first: they settle waiting CSI
                     self._on_frames()
                 if ind in events:

@@ -118,18 +118,27 @@ def decode_indication(buf: bytes, lim: Limits, received_ns: int) -> Indication:
     body = _parse(csi_sm_pb2.CSIIndicationMessage, m.ric_indication_message, "CSIIndicationMessage")
     _range(1 <= len(body.reports) <= lim.max_reports, f"{len(body.reports)} reports (1..{lim.max_reports})")
     cell = f"{m.cell.plmn_id}:{m.cell.nr_cell_id}"
-    reports, seen = [], set()
-    for r in body.reports:
-        _range(r.ue_id < 1 << 40, f"ue_id {r.ue_id} >= 2^40")
-        _range(r.ue_id not in seen, f"ue_id {r.ue_id} twice in one indication")
-        seen.add(r.ue_id)
-        snr = r.snr_db if r.HasField("snr_db") else None
-        _range(snr is None or -50.0 <= snr <= 100.0, f"snr_db {snr} (-50..100)")
-        reports.append(CSIReport(m.ran_name, cell, r.ue_id, m.ric_indication_sn, h.collection_time_ns,
-                                 csi_tensor(r.ue_id, tuple(r.shape), _ITEM.get(r.dtype), r.dtype, r.data,
-                                            r.scale or 1.0, lim), snr, received_ns))
+    ues = ((r.ue_id, tuple(r.shape), _ITEM.get(r.dtype), r.dtype, r.data, r.scale or 1.0,
+            r.snr_db if r.HasField("snr_db") else None) for r in body.reports)
     return Indication(m.ran_name, m.ran_function_id, m.ric_action_id, m.ric_requestor_id, m.ric_instance_id,
-                      m.ric_indication_sn, cell, h.collection_time_ns, tuple(reports), received_ns)
+                      m.ric_indication_sn, cell, h.collection_time_ns,
+                      csi_reports(m.ran_name, cell, m.ric_indication_sn, h.collection_time_ns, ues, lim, received_ns,
+                                  "ue_id"), received_ns)
+
+
+def csi_reports(ran_name: str, cell: str, sn: int, t_ns: int, ues, lim: Limits, received_ns: int,
+                id_name: str) -> tuple[CSIReport, ...]:
+    """One CSIReport per UE of an indication (either encoding), or DecodeError. `ues` yields (ue id, shape,
+    item dtype, dtype as sent, data, scale, SNR dB or None), `id_name` is the UE id's name in the message."""
+    reports, seen = [], set()
+    for ue, shape, item, code, data, scale, snr in ues:
+        _range(ue < 1 << 40, f"{id_name} {ue} >= 2^40")
+        _range(ue not in seen, f"{id_name} {ue} twice in one indication")
+        seen.add(ue)
+        _range(snr is None or -50.0 <= snr <= 100.0, f"snr_db {snr} (-50..100)")
+        reports.append(CSIReport(ran_name, cell, ue, sn, t_ns, csi_tensor(ue, shape, item, code, data, scale, lim),
+                                 snr, received_ns))
+    return tuple(reports)
 
 
 def csi_tensor(ue_id: int, shape: tuple, item: np.dtype | None, dtype_code, data: bytes, scale: float,

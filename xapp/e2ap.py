@@ -27,8 +27,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .codec import _NAME, _PLMN, SM_NAME, SM_VERSION, DecodeError, Limits, _range, _time, csi_tensor
-from .records import CSIReport, Indication
+from .codec import _NAME, _PLMN, SM_NAME, SM_VERSION, DecodeError, Limits, _range, _time, csi_reports
+from .records import Indication
 
 PROCEDURE_RIC_INDICATION = 5
 IE = {"RICrequestID": 29, "RANfunctionID": 5, "RICactionID": 15, "RICindicationSN": 27, "RICindicationType": 28,
@@ -131,20 +131,14 @@ def decode_e2ap_indication(buf: bytes, lim: Limits, received_ns: int) -> Indicat
             from None
     _range(len(body["reports"]) <= lim.max_reports, f"{len(body['reports'])} reports (1..{lim.max_reports})")
     sn, cell = ies[IE["RICindicationSN"]], f"{plmn}:{cell_id}"
-    reports, seen = [], set()
-    for r in body["reports"]:
-        ue = r["ueId"]
-        _range(ue not in seen, f"ueId {ue} twice in one indication")
-        seen.add(ue)
-        shape = (r["shape"]["ueAnt"], r["shape"]["bsAnt"], r["shape"]["subcarriers"])
-        snr = r["snrCentiDb"] / 100 if "snrCentiDb" in r else None
-        scale = math.ldexp(1.0, r.get("scaleExponent", 0))
-        reports.append(CSIReport(ran_name, cell, ue, sn, t_ns,
-                                 csi_tensor(ue, shape, _DTYPES.get(r["dtype"]), r["dtype"], r["data"], scale, lim),
-                                 snr, received_ns))
+    ues = ((r["ueId"], (r["shape"]["ueAnt"], r["shape"]["bsAnt"], r["shape"]["subcarriers"]), _DTYPES.get(r["dtype"]),
+            r["dtype"], r["data"], math.ldexp(1.0, r.get("scaleExponent", 0)),
+            r["snrCentiDb"] / 100 if "snrCentiDb" in r else None) for r in body["reports"])
     request = ies[IE["RICrequestID"]]
     return Indication(ran_name, ies[IE["RANfunctionID"]], ies[IE["RICactionID"]], request["ricRequestorID"],
-                      request["ricInstanceID"], sn, cell, t_ns, tuple(reports), received_ns, f"{SM_NAME}/{SM_VERSION}")
+                      request["ricInstanceID"], sn, cell, t_ns,
+                      csi_reports(ran_name, cell, sn, t_ns, ues, lim, received_ns, "ueId"), received_ns,
+                      f"{SM_NAME}/{SM_VERSION}")
 
 
 def _indication_ies(kind, body) -> dict:

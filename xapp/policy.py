@@ -162,6 +162,10 @@ class Policies:
     def effective(self) -> Effective:
         return self._effective
 
+    def instance(self, instance_id: str) -> dict | None:
+        with self._lock:
+            return self.instances.get(instance_id)
+
     def describe(self) -> dict:
         with self._lock:
             return {"policy_type_id": POLICY_TYPE_ID, "effective": self._effective.to_json(),

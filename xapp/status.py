@@ -167,7 +167,7 @@ class StatusServer:
             if path == "/ric/v1/policytype":
                 return _json(200, POLICY_TYPE)
             if path.startswith(POLICIES + "/"):
-                doc = self.app.policies.describe()["instances"].get(urllib.parse.unquote(path[len(POLICIES) + 1:]))
+                doc = self.app.policies.instance(urllib.parse.unquote(path[len(POLICIES) + 1:]))
                 return _json(200, doc) if doc is not None else _NOT_FOUND
         return _NOT_FOUND
 

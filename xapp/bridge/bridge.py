@@ -27,7 +27,7 @@ import threading
 import zmq
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from wmfm.config import ConfigError
+from wmfm.config import ConfigError, to_dict
 
 from ..controls import HttpConfig, XAppConfig
 from ..e2ap import OID, encode_sm
@@ -127,7 +127,7 @@ class Bridge:
         return [] if self.ready else ["starting or stopping"]
 
     def describe(self) -> dict:
-        return {"bridge": {k: v for k, v in vars(self.b).items()}, "subscriptions": dict(self.subscriptions),
+        return {"bridge": to_dict(self.b), "subscriptions": dict(self.subscriptions),
                 "registered": self.registered}
 
     # --- the RIC's REST services ------------------------------------------------------
